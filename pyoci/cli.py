@@ -1,0 +1,191 @@
+"""The command line, with runc's commands, flags and exit codes.
+
+Errors are raised as PyociError anywhere below and caught once, here: one line on stderr,
+the same message in --log (JSON lines with level/msg/time under --log-format json), exit 1.
+Usage errors also exit 1, as runc's do. Operations are imported inside each command so a
+`state` or `kill` never pays for what `create` needs.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Annotated
+
+import click
+import typer
+
+from pyoci import OCI_VERSION, __version__, log
+from pyoci.errors import PyociError
+from pyoci.state import DEFAULT_ROOT
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  rich_markup_mode=None, help="pyoci: an OCI runtime (runc-compatible).",
+                  context_settings={"help_option_names": ["-h", "--help"]})
+
+
+class Globals:
+    root: str = DEFAULT_ROOT
+
+
+G = Globals()
+
+ID = Annotated[str, typer.Argument(help="container id", show_default=False)]
+BUNDLE = Annotated[str, typer.Option("--bundle", "-b", help="path to the bundle directory")]
+PID_FILE = Annotated[str | None, typer.Option("--pid-file", help="write the init's pid here")]
+CONSOLE = Annotated[str | None, typer.Option("--console-socket",
+                                             help="unix socket to send the pty master to")]
+NO_PIVOT = Annotated[bool, typer.Option("--no-pivot", help="use MS_MOVE+chroot, not pivot_root")]
+NO_KEYRING = Annotated[bool, typer.Option("--no-new-keyring",
+                                          help="keep the caller's session keyring")]
+PRESERVE = Annotated[int, typer.Option("--preserve-fds", min=0,
+                                       help="pass N extra fds (from fd 3) to the process")]
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"pyoci version {__version__}\nspec: {OCI_VERSION}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    root: Annotated[str, typer.Option("--root", help="state directory")] = DEFAULT_ROOT,
+    log_path: Annotated[str | None, typer.Option("--log", help="log file")] = None,
+    log_format: Annotated[str, typer.Option("--log-format", help="text or json",
+                                            click_type=click.Choice(["text", "json"]))] = "text",
+    debug: Annotated[bool, typer.Option("--debug", help="debug logging")] = False,
+    systemd_cgroup: Annotated[bool, typer.Option("--systemd-cgroup", hidden=True)] = False,
+    rootless: Annotated[str | None, typer.Option("--rootless", hidden=True)] = None,
+    version: Annotated[bool, typer.Option("--version", "-v", callback=_version,
+                                          is_eager=True, help="print the version")] = False,
+) -> None:
+    G.root = root
+    log.configure(log_path or None, log_format, debug)
+    if systemd_cgroup:
+        log.warn("--systemd-cgroup is not supported yet; using cgroupfs paths")
+
+
+def _create_options(bundle: str, pid_file: str | None, console_socket: str | None,
+                    no_pivot: bool, no_new_keyring: bool, preserve_fds: int):  # noqa: ANN202
+    from pyoci.operations.create import CreateOptions
+
+    return CreateOptions(bundle=bundle, pid_file=pid_file, console_socket=console_socket,
+                         no_pivot=no_pivot, no_new_keyring=no_new_keyring,
+                         preserve_fds=preserve_fds)
+
+
+@app.command()
+def create(container_id: ID, bundle: BUNDLE = ".", pid_file: PID_FILE = None,
+           console_socket: CONSOLE = None, no_pivot: NO_PIVOT = False,
+           no_new_keyring: NO_KEYRING = False, preserve_fds: PRESERVE = 0) -> None:
+    """Create a container (its process waits for `start`)."""
+    from pyoci.operations.create import create as do_create
+
+    do_create(G.root, container_id, _create_options(bundle, pid_file, console_socket,
+                                                    no_pivot, no_new_keyring, preserve_fds))
+
+
+@app.command()
+def start(container_id: ID) -> None:
+    """Start the process of a created container."""
+    from pyoci.operations.start import start as do_start
+
+    do_start(G.root, container_id)
+
+
+@app.command()
+def state(container_id: ID) -> None:
+    """Print the state of a container as JSON."""
+    from pyoci.operations.query import state as do_state
+
+    sys.stdout.write(json.dumps(do_state(G.root, container_id), indent=2) + "\n")
+
+
+@app.command()
+def kill(container_id: ID,
+         signal: Annotated[str, typer.Argument(help="signal name or number")] = "SIGTERM",
+         all_: Annotated[bool, typer.Option("--all", "-a",
+                                            help="signal every process of the container")]
+         = False) -> None:
+    """Send a signal to the container's init (default SIGTERM)."""
+    from pyoci.operations.kill import kill as do_kill
+
+    do_kill(G.root, container_id, signal, all_)
+
+
+@app.command()
+def delete(container_ids: Annotated[list[str], typer.Argument(help="container id(s)")],
+           force: Annotated[bool, typer.Option("--force", "-f",
+                                               help="kill the container first")] = False
+           ) -> None:
+    """Delete a stopped container (with --force, any container)."""
+    from pyoci.operations.delete import delete as do_delete
+
+    for cid in container_ids:
+        do_delete(G.root, cid, force)
+
+
+@app.command()
+def run(container_id: ID, bundle: BUNDLE = ".", pid_file: PID_FILE = None,
+        console_socket: CONSOLE = None, no_pivot: NO_PIVOT = False,
+        no_new_keyring: NO_KEYRING = False, preserve_fds: PRESERVE = 0,
+        detach: Annotated[bool, typer.Option("--detach", "-d",
+                                             help="do not wait for the process")] = False,
+        ) -> int:
+    """Create and start a container, wait for it and delete it."""
+    from pyoci.operations.run import run as do_run
+
+    return do_run(G.root, container_id, _create_options(
+        bundle, pid_file, console_socket, no_pivot, no_new_keyring, preserve_fds), detach)
+
+
+@app.command("list")
+def list_(quiet: Annotated[bool, typer.Option("--quiet", "-q", help="ids only")] = False,
+          fmt: Annotated[str, typer.Option("--format", "-f", help="table or json",
+                                           click_type=click.Choice(["table", "json"]))]
+          = "table") -> None:
+    """List containers."""
+    from pyoci.operations.query import list_table
+
+    sys.stdout.write(list_table(G.root, quiet, fmt))
+
+
+@app.command()
+def spec(bundle: BUNDLE = ".",
+         rootless: Annotated[bool, typer.Option("--rootless",
+                                                help="a config for an unprivileged user")]
+         = False) -> None:
+    """Write a starter config.json into the bundle."""
+    from pyoci.operations.spec import write_spec
+
+    write_spec(bundle, rootless)
+
+
+@app.command()
+def validate(bundle: BUNDLE = ".") -> None:
+    """Check a bundle's config.json against the runtime-spec without creating anything."""
+    from pyoci.config.bundle import load_bundle
+
+    load_bundle(bundle)
+    typer.echo(f"{bundle}: config.json is valid")
+
+
+def run_cli(argv: list[str]) -> int:
+    command = typer.main.get_command(app)
+    try:
+        result = command.main(args=argv, prog_name="pyoci", standalone_mode=False)
+    except PyociError as exc:
+        log.error(str(exc))
+        return 1
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.ClickException as exc:
+        # Usage errors: runc exits 1 for these too.
+        log.error(exc.format_message())
+        return 1
+    except click.exceptions.Abort:
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return result if isinstance(result, int) else 0

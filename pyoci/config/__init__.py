@@ -1,0 +1,1 @@
+"""The bundle's configuration: validation (schema + semantics) and the frozen model."""

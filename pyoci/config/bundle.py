@@ -1,0 +1,58 @@
+"""Read a bundle's config.json and return the validated, frozen model.
+
+Validation happens once, here, before anything is created: the schema first (every error
+at once), then the semantic checks. Only create/run/validate come through this module.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from pyoci.config.loader import load_spec
+from pyoci.config.model import Spec
+from pyoci.config.schema import schema_problems
+from pyoci.config.semantic import semantic_problems
+from pyoci.errors import ConfigError, PyociError
+
+
+def read_config(bundle: str) -> dict[str, Any]:
+    path = os.path.join(bundle, "config.json")
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except FileNotFoundError:
+        raise PyociError(f"bundle {bundle!r}: config.json not found") from None
+    except OSError as exc:
+        raise PyociError(f"read {path}: {exc.strerror.lower()}") from None
+    try:
+        doc = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ConfigError([("", f"not valid JSON: {exc.msg} at line {exc.lineno} column "
+                                f"{exc.colno}")]) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError([("", f"not valid UTF-8: {exc.reason}")]) from None
+    if not isinstance(doc, dict):
+        raise ConfigError([("", f"expected a JSON object, found {type(doc).__name__}")])
+    return doc
+
+
+def validate_document(doc: dict[str, Any], bundle: str | None,
+                      need_process: bool = True) -> None:
+    """Raise ConfigError listing every schema problem, else every semantic problem."""
+    problems = schema_problems(doc, "config")
+    if not problems:
+        problems = semantic_problems(doc, bundle, need_process)
+    if problems:
+        raise ConfigError(problems)
+
+
+def load_bundle(bundle: str, need_process: bool = True) -> tuple[Spec, dict[str, Any]]:
+    """(frozen Spec, raw document) for a bundle directory, or ConfigError."""
+    bundle = os.path.abspath(bundle)
+    if not os.path.isdir(bundle):
+        raise PyociError(f"bundle {bundle!r} does not exist or is not a directory")
+    doc = read_config(bundle)
+    validate_document(doc, bundle, need_process)
+    return load_spec(doc), doc

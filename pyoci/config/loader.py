@@ -1,0 +1,124 @@
+"""Turn a schema-valid config document into the frozen model of :mod:`.model`.
+
+The document has already passed the JSON Schema, so types are trusted here; this module
+only renames camelCase keys and fills defaults.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pyoci.config.model import (
+    Capabilities,
+    Device,
+    Hook,
+    Hooks,
+    IDMapping,
+    Linux,
+    Mount,
+    Namespace,
+    Process,
+    Rlimit,
+    Root,
+    Spec,
+    TimeOffset,
+    User,
+    _freeze,
+)
+
+
+def _strs(value: Any) -> tuple[str, ...]:
+    return tuple(value or ())
+
+
+def _opt_strs(value: Any) -> tuple[str, ...] | None:
+    return None if value is None else tuple(value)
+
+
+def load_hook(doc: dict[str, Any]) -> Hook:
+    return Hook(path=doc["path"], args=_strs(doc.get("args")), env=_strs(doc.get("env")),
+                timeout=doc.get("timeout"))
+
+
+def load_hooks(doc: dict[str, Any] | None) -> Hooks:
+    doc = doc or {}
+
+    def kind(name: str) -> tuple[Hook, ...]:
+        return tuple(load_hook(h) for h in doc.get(name) or ())
+
+    return Hooks(prestart=kind("prestart"), create_runtime=kind("createRuntime"),
+                 create_container=kind("createContainer"),
+                 start_container=kind("startContainer"), poststart=kind("poststart"),
+                 poststop=kind("poststop"))
+
+
+def load_process(doc: dict[str, Any]) -> Process:
+    user = doc.get("user") or {}
+    caps = doc.get("capabilities")
+    return Process(
+        args=_strs(doc.get("args")),
+        cwd=doc.get("cwd", "/"),
+        env=_strs(doc.get("env")),
+        terminal=bool(doc.get("terminal", False)),
+        user=User(uid=user.get("uid", 0), gid=user.get("gid", 0), umask=user.get("umask"),
+                  additional_gids=tuple(user.get("additionalGids") or ())),
+        rlimits=tuple(Rlimit(r["type"], r["soft"], r["hard"]) for r in doc.get("rlimits") or ()),
+        no_new_privileges=bool(doc.get("noNewPrivileges", False)),
+        oom_score_adj=doc.get("oomScoreAdj"),
+        capabilities=None if caps is None else Capabilities(
+            bounding=_opt_strs(caps.get("bounding")), effective=_opt_strs(caps.get("effective")),
+            permitted=_opt_strs(caps.get("permitted")),
+            inheritable=_opt_strs(caps.get("inheritable")),
+            ambient=_opt_strs(caps.get("ambient"))),
+        apparmor_profile=doc.get("apparmorProfile"),
+        selinux_label=doc.get("selinuxLabel"),
+    )
+
+
+def _mappings(docs: Any) -> tuple[IDMapping, ...]:
+    return tuple(IDMapping(m["containerID"], m["hostID"], m["size"]) for m in docs or ())
+
+
+def load_linux(doc: dict[str, Any] | None) -> Linux:
+    doc = doc or {}
+    return Linux(
+        namespaces=tuple(Namespace(n["type"], n.get("path") or None)
+                         for n in doc.get("namespaces") or ()),
+        uid_mappings=_mappings(doc.get("uidMappings")),
+        gid_mappings=_mappings(doc.get("gidMappings")),
+        time_offsets=tuple(TimeOffset(clock, o.get("secs", 0), o.get("nanosecs", 0))
+                           for clock, o in (doc.get("timeOffsets") or {}).items()),
+        devices=tuple(Device(path=d["path"], type=d["type"], major=d.get("major", 0),
+                             minor=d.get("minor", 0), file_mode=d.get("fileMode"),
+                             uid=d.get("uid"), gid=d.get("gid"))
+                      for d in doc.get("devices") or ()),
+        sysctl=_freeze(dict(doc.get("sysctl") or {})),
+        rootfs_propagation=doc.get("rootfsPropagation") or None,
+        masked_paths=_strs(doc.get("maskedPaths")),
+        readonly_paths=_strs(doc.get("readonlyPaths")),
+        cgroups_path=doc.get("cgroupsPath") or None,
+        mount_label=doc.get("mountLabel") or None,
+        resources=_freeze(doc.get("resources")),
+        seccomp=_freeze(doc.get("seccomp")),
+        net_devices=_freeze(dict(doc.get("netDevices") or {})),
+        personality=_freeze(doc.get("personality")),
+        intel_rdt=_freeze(doc.get("intelRdt")),
+        memory_policy=_freeze(doc.get("memoryPolicy")),
+    )
+
+
+def load_spec(doc: dict[str, Any]) -> Spec:
+    root = doc.get("root")
+    return Spec(
+        oci_version=doc.get("ociVersion", ""),
+        root=None if root is None else Root(root["path"], bool(root.get("readonly", False))),
+        process=None if doc.get("process") is None else load_process(doc["process"]),
+        mounts=tuple(Mount(destination=m["destination"], type=m.get("type") or None,
+                           source=m.get("source"), options=_strs(m.get("options")))
+                     for m in doc.get("mounts") or ()),
+        hostname=doc.get("hostname"),
+        domainname=doc.get("domainname"),
+        hooks=load_hooks(doc.get("hooks")),
+        annotations=_freeze(dict(doc.get("annotations") or {})),
+        linux=load_linux(doc.get("linux")),
+    )

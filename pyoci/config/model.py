@@ -1,0 +1,190 @@
+"""Frozen attrs objects for a validated runtime-spec config.
+
+Executors receive these, never the raw JSON: a field the executors use has a typed
+attribute here. Sections the core does not apply yet (``linux.resources``, ``seccomp``, ...)
+are kept as read-only mappings so they can still be reported and round-tripped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any
+
+import attrs
+
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+
+def _freeze(value: Any) -> Any:
+    """Deep read-only copy of a JSON value (dict -> mappingproxy, list -> tuple)."""
+    if isinstance(value, dict):
+        return MappingProxyType({k: _freeze(v) for k, v in value.items()})
+    if isinstance(value, list):
+        return tuple(_freeze(v) for v in value)
+    return value
+
+
+def thaw(value: Any) -> Any:
+    """The inverse of :func:`_freeze`, for writing a frozen section back as JSON."""
+    if isinstance(value, Mapping):
+        return {k: thaw(v) for k, v in value.items()}
+    if isinstance(value, tuple):
+        return [thaw(v) for v in value]
+    return value
+
+
+@attrs.frozen
+class Root:
+    path: str
+    readonly: bool = False
+
+
+@attrs.frozen
+class Mount:
+    destination: str
+    type: str | None = None
+    source: str | None = None
+    options: tuple[str, ...] = ()
+
+
+@attrs.frozen
+class Rlimit:
+    type: str
+    soft: int
+    hard: int
+
+
+@attrs.frozen
+class User:
+    uid: int = 0
+    gid: int = 0
+    umask: int | None = None
+    additional_gids: tuple[int, ...] = ()
+
+
+@attrs.frozen
+class Capabilities:
+    bounding: tuple[str, ...] | None = None
+    effective: tuple[str, ...] | None = None
+    permitted: tuple[str, ...] | None = None
+    inheritable: tuple[str, ...] | None = None
+    ambient: tuple[str, ...] | None = None
+
+
+@attrs.frozen
+class Process:
+    args: tuple[str, ...]
+    cwd: str
+    env: tuple[str, ...] = ()
+    terminal: bool = False
+    user: User = User()
+    rlimits: tuple[Rlimit, ...] = ()
+    no_new_privileges: bool = False
+    oom_score_adj: int | None = None
+    capabilities: Capabilities | None = None
+    apparmor_profile: str | None = None
+    selinux_label: str | None = None
+
+
+@attrs.frozen
+class Hook:
+    path: str
+    args: tuple[str, ...] = ()
+    env: tuple[str, ...] = ()
+    timeout: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"path": self.path}
+        if self.args:
+            out["args"] = list(self.args)
+        if self.env:
+            out["env"] = list(self.env)
+        if self.timeout is not None:
+            out["timeout"] = self.timeout
+        return out
+
+
+HOOK_KINDS = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart",
+              "poststop")
+
+
+@attrs.frozen
+class Hooks:
+    prestart: tuple[Hook, ...] = ()
+    create_runtime: tuple[Hook, ...] = ()
+    create_container: tuple[Hook, ...] = ()
+    start_container: tuple[Hook, ...] = ()
+    poststart: tuple[Hook, ...] = ()
+    poststop: tuple[Hook, ...] = ()
+
+
+@attrs.frozen
+class Namespace:
+    type: str
+    path: str | None = None
+
+
+@attrs.frozen
+class IDMapping:
+    container_id: int
+    host_id: int
+    size: int
+
+
+@attrs.frozen
+class Device:
+    path: str
+    type: str
+    major: int = 0
+    minor: int = 0
+    file_mode: int | None = None
+    uid: int | None = None
+    gid: int | None = None
+
+
+@attrs.frozen
+class TimeOffset:
+    clock: str
+    secs: int = 0
+    nanosecs: int = 0
+
+
+@attrs.frozen
+class Linux:
+    namespaces: tuple[Namespace, ...] = ()
+    uid_mappings: tuple[IDMapping, ...] = ()
+    gid_mappings: tuple[IDMapping, ...] = ()
+    time_offsets: tuple[TimeOffset, ...] = ()
+    devices: tuple[Device, ...] = ()
+    sysctl: Mapping[str, str] = _EMPTY
+    rootfs_propagation: str | None = None
+    masked_paths: tuple[str, ...] = ()
+    readonly_paths: tuple[str, ...] = ()
+    cgroups_path: str | None = None
+    mount_label: str | None = None
+    resources: Mapping[str, Any] | None = None
+    seccomp: Mapping[str, Any] | None = None
+    net_devices: Mapping[str, Any] = _EMPTY
+    personality: Mapping[str, Any] | None = None
+    intel_rdt: Mapping[str, Any] | None = None
+    memory_policy: Mapping[str, Any] | None = None
+
+    def namespace(self, nstype: str) -> Namespace | None:
+        for ns in self.namespaces:
+            if ns.type == nstype:
+                return ns
+        return None
+
+
+@attrs.frozen
+class Spec:
+    oci_version: str
+    root: Root | None = None
+    process: Process | None = None
+    mounts: tuple[Mount, ...] = ()
+    hostname: str | None = None
+    domainname: str | None = None
+    hooks: Hooks = Hooks()
+    annotations: Mapping[str, str] = _EMPTY
+    linux: Linux = Linux()

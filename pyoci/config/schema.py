@@ -1,0 +1,107 @@
+"""JSON Schema validation of config.json, process.json, state and features documents.
+
+jsonschema is imported here only, and this module only by the commands that validate
+(create, run, validate, exec), never by state/kill/start/delete.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+from jsonschema.exceptions import ValidationError, best_match
+
+_JSON_TYPES = {dict: "object", list: "array", str: "string", bool: "boolean",
+               int: "integer", float: "number", type(None): "null"}
+
+
+def schema_dir() -> Path:
+    """The schemas: packaged as ``pyoci.schemas`` when installed, else the repo's schemas/."""
+    try:
+        import pyoci.schemas as pkg
+
+        path = Path(pkg.__file__).parent
+        if (path / "config.schema.json").exists():
+            return path
+    except ImportError:
+        pass
+    return Path(__file__).resolve().parents[2] / "schemas"
+
+
+@cache
+def load_schema(name: str) -> dict[str, Any]:
+    with open(schema_dir() / f"{name}.schema.json") as f:
+        return json.load(f)
+
+
+@cache
+def _validator(name: str, ref: str | None = None) -> jsonschema.Draft202012Validator:
+    schema = load_schema(name)
+    if ref:
+        schema = {**schema, "$ref": ref}
+        schema.pop("properties", None)
+        schema.pop("required", None)
+        schema.pop("type", None)
+    return jsonschema.Draft202012Validator(schema)
+
+
+def json_path(parts: Any) -> str:
+    """`process.args[0]` from jsonschema's deque of keys and indexes."""
+    out = ""
+    for part in parts:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _found(instance: Any) -> str:
+    text = json.dumps(instance)
+    if len(text) > 60:
+        text = text[:57] + "..."
+    return f"{text} ({_JSON_TYPES.get(type(instance), type(instance).__name__)})"
+
+
+def _explain(err: ValidationError) -> tuple[str, str]:
+    """(JSON path, 'expected ..., found ...') for one schema error."""
+    path = json_path(err.absolute_path)
+    v, expected, inst = err.validator, err.validator_value, err.instance
+    if v in ("anyOf", "oneOf") and err.context:
+        return _explain(best_match(err.context))
+    if v == "required":
+        missing = [k for k in expected if isinstance(inst, dict) and k not in inst]
+        name = missing[0] if missing else expected
+        return (json_path([*err.absolute_path, name]),
+                "is required but missing")
+    if v == "type":
+        kinds = " or ".join(expected) if isinstance(expected, list) else expected
+        return path, f"expected {kinds}, found {_found(inst)}"
+    if v == "enum":
+        choices = ", ".join(json.dumps(c) for c in expected)
+        return path, f"expected one of {choices}, found {_found(inst)}"
+    if v == "const":
+        return path, f"expected {json.dumps(expected)}, found {_found(inst)}"
+    if v in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):
+        word = {"minimum": ">=", "exclusiveMinimum": ">", "maximum": "<=",
+                "exclusiveMaximum": "<"}[v]
+        return path, f"expected a number {word} {expected}, found {_found(inst)}"
+    if v == "minItems":
+        return path, f"expected at least {expected} item(s), found {len(inst)}"
+    if v == "minLength":
+        return path, f"expected a string of at least {expected} character(s), found {_found(inst)}"
+    if v == "pattern":
+        return path, f"expected a string matching {expected}, found {_found(inst)}"
+    if v == "uniqueItems":
+        return path, "expected unique items, found duplicates"
+    if v == "propertyNames" and err.context:
+        return path, f"invalid key: {best_match(err.context).message}"
+    return path, err.message
+
+
+def schema_problems(doc: Any, name: str = "config", ref: str | None = None
+                    ) -> list[tuple[str, str]]:
+    """Every schema violation of ``doc`` as (JSON path, reason), sorted by path."""
+    validator = _validator(name, ref)
+    problems = {_explain(e) for e in validator.iter_errors(doc)}
+    return sorted(problems)

@@ -1,0 +1,130 @@
+"""Checks the JSON Schema cannot express, each citing the rule it enforces.
+
+They run after the schema passed, on the raw document (so paths are JSON paths), and
+return every problem at once, in the same (path, reason) form as schema errors.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+from typing import Any
+
+NAMESPACE_TYPES = ("pid", "network", "mount", "ipc", "uts", "user", "cgroup", "time")
+
+#: sysctl prefixes and the namespace that makes them per-container (runc's rule: only
+#: namespaced sysctls may be set, and only with that namespace new or joined).
+_SYSCTL_NAMESPACES = (("kernel.msgmax", "ipc"), ("kernel.msgmnb", "ipc"), ("kernel.msgmni", "ipc"),
+                      ("kernel.sem", "ipc"), ("kernel.shmall", "ipc"), ("kernel.shmmax", "ipc"),
+                      ("kernel.shmmni", "ipc"), ("kernel.shm_rmid_forced", "ipc"),
+                      ("fs.mqueue.", "ipc"), ("net.", "network"), ("kernel.domainname", "uts"),
+                      ("kernel.hostname", "uts"))
+
+RLIMITS = {name: getattr(resource, name) for name in dir(resource) if name.startswith("RLIMIT_")}
+#: RLIMIT_RTTIME and RLIMIT_RTPRIO etc. exist on Linux but not always in `resource`.
+RLIMITS.update({"RLIMIT_RTTIME": 15, "RLIMIT_RTPRIO": 14, "RLIMIT_SIGPENDING": 11,
+                "RLIMIT_MSGQUEUE": 12, "RLIMIT_NICE": 13, "RLIMIT_LOCKS": 10,
+                "RLIMIT_MEMLOCK": 8, "RLIMIT_NPROC": 6, "RLIMIT_AS": 9})
+
+
+def _abs(problems: list[tuple[str, str]], path: str, value: Any, what: str) -> None:
+    if isinstance(value, str) and not value.startswith("/"):
+        problems.append((path, f"{what} must be an absolute path, found {value!r}"))
+
+
+def semantic_problems(doc: dict[str, Any], bundle: str | None,
+                      need_process: bool = True) -> list[tuple[str, str]]:
+    problems: list[tuple[str, str]] = []
+    linux = doc.get("linux") or {}
+    namespaces = linux.get("namespaces") or []
+    ns_types = [n.get("type") for n in namespaces]
+
+    # config.md "Root": on Linux root is REQUIRED and its path must exist.
+    root = doc.get("root")
+    if root is None:
+        problems.append(("root", "is required on Linux (config.md \"Root\")"))
+    elif bundle is not None:
+        path = root.get("path", "")
+        full = path if os.path.isabs(path) else os.path.join(bundle, path)
+        if not os.path.isdir(full):
+            problems.append(("root.path", f"rootfs {full!r} does not exist or is not a directory"))
+
+    process = doc.get("process")
+    if process is None:
+        if need_process:
+            problems.append(("process", "is required to create a container "
+                             "(runtime.md: the process is run by start)"))
+    else:
+        if not process.get("args"):
+            problems.append(("process.args", "must name at least the program to run"))
+        _abs(problems, "process.cwd", process.get("cwd"), "cwd")
+        seen_rlimits: set[str] = set()
+        for i, rl in enumerate(process.get("rlimits") or []):
+            kind = rl.get("type")
+            if kind not in RLIMITS:
+                problems.append((f"process.rlimits[{i}].type", f"unknown rlimit {kind!r}"))
+            elif kind in seen_rlimits:
+                problems.append((f"process.rlimits[{i}].type",
+                                 f"{kind} is set twice (config.md: types MUST be unique)"))
+            seen_rlimits.add(kind)
+            if isinstance(rl.get("soft"), int) and isinstance(rl.get("hard"), int) \
+                    and rl["soft"] > rl["hard"]:
+                problems.append((f"process.rlimits[{i}]",
+                                 f"soft limit {rl['soft']} exceeds hard limit {rl['hard']}"))
+
+    for i, m in enumerate(doc.get("mounts") or []):
+        _abs(problems, f"mounts[{i}].destination", m.get("destination"), "mount destination")
+
+    for kind, hooks in (doc.get("hooks") or {}).items():
+        for i, hook in enumerate(hooks or []):
+            _abs(problems, f"hooks.{kind}[{i}].path", hook.get("path"), "hook path")
+
+    # config-linux.md "Namespaces": a type listed twice is an error.
+    for i, t in enumerate(ns_types):
+        if t in ns_types[:i]:
+            problems.append((f"linux.namespaces[{i}].type",
+                             f"namespace {t!r} is listed more than once"))
+    for i, ns in enumerate(namespaces):
+        if ns.get("path") and not os.path.isabs(ns["path"]):
+            problems.append((f"linux.namespaces[{i}].path",
+                             f"must be an absolute path, found {ns['path']!r}"))
+    if "mount" not in ns_types:
+        problems.append(("linux.namespaces", "a mount namespace is required: pyoci sets up the "
+                         "rootfs in the container's own mount namespace"))
+
+    user_ns = next((n for n in namespaces if n.get("type") == "user"), None)
+    has_maps = bool(linux.get("uidMappings") or linux.get("gidMappings"))
+    if has_maps and user_ns is None:
+        problems.append(("linux.uidMappings", "mappings are given but there is no user namespace"
+                         " (config-linux.md \"User namespace mappings\")"))
+    if user_ns is not None and not user_ns.get("path"):
+        for key in ("uidMappings", "gidMappings"):
+            if not linux.get(key):
+                problems.append((f"linux.{key}", "a new user namespace needs mappings"))
+
+    if doc.get("hostname") and "uts" not in ns_types:
+        problems.append(("hostname", "setting the hostname needs a uts namespace "
+                         "(config.md \"Hostname\")"))
+    if doc.get("domainname") and "uts" not in ns_types:
+        problems.append(("domainname", "setting the domainname needs a uts namespace"))
+    if linux.get("timeOffsets") and "time" not in ns_types:
+        problems.append(("linux.timeOffsets", "time offsets need a time namespace"))
+    for clock in linux.get("timeOffsets") or {}:
+        if clock not in ("monotonic", "boottime"):
+            problems.append((f"linux.timeOffsets.{clock}",
+                             "only the monotonic and boottime clocks can be offset"))
+
+    for key in linux.get("sysctl") or {}:
+        needed = next((ns for prefix, ns in _SYSCTL_NAMESPACES if key.startswith(prefix)), None)
+        if needed is None:
+            problems.append((f"linux.sysctl.{key}",
+                             "is not a namespaced sysctl: it would change the host"))
+        elif needed not in ns_types:
+            problems.append((f"linux.sysctl.{key}", f"needs a {needed} namespace"))
+
+    for i, dev in enumerate(linux.get("devices") or []):
+        _abs(problems, f"linux.devices[{i}].path", dev.get("path"), "device path")
+    for key in ("maskedPaths", "readonlyPaths"):
+        for i, p in enumerate(linux.get(key) or []):
+            _abs(problems, f"linux.{key}[{i}]", p, "path")
+    return problems

@@ -1,0 +1,52 @@
+"""Exceptions carrying a message meant for the user.
+
+Every failure that reaches the CLI is a :class:`PyociError`; the CLI prints its message
+once, writes it to ``--log`` and exits 1, as runc does.
+"""
+
+from __future__ import annotations
+
+import errno as _errno
+import os
+
+
+class PyociError(Exception):
+    """A failure with a message the user can act on."""
+
+
+class ConfigError(PyociError):
+    """The bundle's config.json is invalid; ``problems`` holds every finding."""
+
+    def __init__(self, problems: list[tuple[str, str]], source: str = "config.json") -> None:
+        self.problems = problems
+        self.source = source
+        lines = [f"{source}: {path or '(root)'}: {msg}" for path, msg in problems]
+        super().__init__("invalid configuration:\n  " + "\n  ".join(lines) if len(lines) > 1
+                         else "invalid configuration: " + lines[0])
+
+
+class ContainerNotFound(PyociError):
+    def __init__(self, cid: str) -> None:
+        super().__init__(f'container "{cid}" does not exist')
+
+
+class StateError(PyociError):
+    """An operation the lifecycle forbids in the container's current status."""
+
+
+class StepError(PyociError):
+    """A step of the container's setup failed; ``step`` names it. ``hook`` is true when
+    a hook failed, after which the lifecycle still runs the poststop hooks."""
+
+    def __init__(self, step: str, reason: str, hook: bool = False) -> None:
+        self.step = step
+        self.reason = reason
+        self.hook = hook
+        super().__init__(reason if hook else f"{step}: {reason}")
+
+
+def describe_oserror(exc: BaseException) -> str:
+    """A short lower-case reason for an OSError ("permission denied"), else str(exc)."""
+    if isinstance(exc, OSError) and exc.errno:
+        return os.strerror(exc.errno).lower() if exc.errno in _errno.errorcode else str(exc)
+    return str(exc)

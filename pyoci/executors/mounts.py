@@ -1,0 +1,229 @@
+"""Mount executor (config.md "Mounts", config-linux.md "Rootfs Mount Propagation",
+"Masked Paths", "Readonly Paths", and runtime.md's pivot into the rootfs).
+
+Runs in the container's init, in its own mount namespace: `init` checks that the
+namespace is not the runtime's before the first call into this module.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+
+from pyoci import syscalls as sc
+from pyoci.config.model import Mount
+from pyoci.executors.paths import ensure_dir, ensure_file, secure_join
+
+# option -> (flags to set, flags to clear); mount(8)'s names, as runc accepts them.
+_FLAG_OPTIONS: dict[str, tuple[int, int]] = {
+    "defaults": (0, 0),
+    "ro": (sc.MS_RDONLY, 0), "rw": (0, sc.MS_RDONLY),
+    "nosuid": (sc.MS_NOSUID, 0), "suid": (0, sc.MS_NOSUID),
+    "nodev": (sc.MS_NODEV, 0), "dev": (0, sc.MS_NODEV),
+    "noexec": (sc.MS_NOEXEC, 0), "exec": (0, sc.MS_NOEXEC),
+    "sync": (sc.MS_SYNCHRONOUS, 0), "async": (0, sc.MS_SYNCHRONOUS),
+    "dirsync": (sc.MS_DIRSYNC, 0),
+    "remount": (sc.MS_REMOUNT, 0),
+    "mand": (sc.MS_MANDLOCK, 0), "nomand": (0, sc.MS_MANDLOCK),
+    "noatime": (sc.MS_NOATIME, 0), "atime": (0, sc.MS_NOATIME),
+    "nodiratime": (sc.MS_NODIRATIME, 0), "diratime": (0, sc.MS_NODIRATIME),
+    "relatime": (sc.MS_RELATIME, 0), "norelatime": (0, sc.MS_RELATIME),
+    "strictatime": (sc.MS_STRICTATIME, 0), "nostrictatime": (0, sc.MS_STRICTATIME),
+    "lazytime": (sc.MS_LAZYTIME, 0), "nolazytime": (0, sc.MS_LAZYTIME),
+    "iversion": (sc.MS_I_VERSION, 0), "noiversion": (0, sc.MS_I_VERSION),
+    "silent": (sc.MS_SILENT, 0), "loud": (0, sc.MS_SILENT),
+    "nosymfollow": (sc.MS_NOSYMFOLLOW, 0),
+    "bind": (sc.MS_BIND, 0), "rbind": (sc.MS_BIND | sc.MS_REC, 0),
+}
+_PROPAGATION_OPTIONS = {
+    "private": sc.MS_PRIVATE, "rprivate": sc.MS_PRIVATE | sc.MS_REC,
+    "shared": sc.MS_SHARED, "rshared": sc.MS_SHARED | sc.MS_REC,
+    "slave": sc.MS_SLAVE, "rslave": sc.MS_SLAVE | sc.MS_REC,
+    "unbindable": sc.MS_UNBINDABLE, "runbindable": sc.MS_UNBINDABLE | sc.MS_REC,
+}
+#: Options the kernel cannot take through mount(2) alone; refused rather than ignored.
+UNSUPPORTED_OPTIONS = ("idmap", "ridmap", "rro", "rrw", "rnosuid", "rsuid", "rnodev", "rdev",
+                       "rnoexec", "rexec", "rnodiratime", "rdiratime", "rrelatime",
+                       "rnorelatime", "rnoatime", "ratime", "rstrictatime", "rnostrictatime",
+                       "rnosymfollow", "rsymfollow", "tmpcopyup")
+MOUNT_OPTIONS = tuple(_FLAG_OPTIONS) + tuple(_PROPAGATION_OPTIONS)
+
+# statvfs f_flag bits -> mount flags: a bind remount must keep them (locked in a userns).
+_ST_TO_MS = ((os.ST_RDONLY, sc.MS_RDONLY), (os.ST_NOSUID, sc.MS_NOSUID),
+             (os.ST_NODEV, sc.MS_NODEV), (os.ST_NOEXEC, sc.MS_NOEXEC),
+             (os.ST_NOATIME, sc.MS_NOATIME), (os.ST_NODIRATIME, sc.MS_NODIRATIME),
+             (os.ST_RELATIME, sc.MS_RELATIME))
+
+
+class ParsedOptions:
+    __slots__ = ("flags", "propagation", "data")
+
+    def __init__(self, options: tuple[str, ...]) -> None:
+        self.flags = 0
+        self.propagation: list[int] = []
+        data = []
+        for opt in options:
+            if opt in _FLAG_OPTIONS:
+                set_, clear = _FLAG_OPTIONS[opt]
+                self.flags = (self.flags | set_) & ~clear
+            elif opt in _PROPAGATION_OPTIONS:
+                self.propagation.append(_PROPAGATION_OPTIONS[opt])
+            elif opt in UNSUPPORTED_OPTIONS:
+                raise OSError(95, f"mount option {opt!r} is not supported by pyoci yet")
+            else:
+                data.append(opt)
+        self.data = ",".join(data) or None
+
+
+def existing_flags(path: str) -> int:
+    """Mount flags currently on ``path`` that a remount must repeat."""
+    f_flag = os.statvfs(path).f_flag
+    return sum(ms for st, ms in _ST_TO_MS if f_flag & st)
+
+
+def is_bind(m: Mount) -> bool:
+    return m.type == "bind" or any(o in ("bind", "rbind") for o in m.options)
+
+
+def prepare_root(rootfs: str, propagation: str | None) -> None:
+    """Set '/' to the configured propagation (slave by default, so nothing the container
+    mounts reaches the host) and make the rootfs a mount point, as pivot_root needs."""
+    sc.mount(None, "/", None, _PROPAGATION_OPTIONS[propagation or "rslave"])
+    # pivot_root(2) refuses a new root whose parent mount is shared.
+    sc.mount(None, _mount_point_of(os.path.dirname(rootfs)), None, sc.MS_PRIVATE)
+    sc.mount(rootfs, rootfs, "bind", sc.MS_BIND | sc.MS_REC)
+
+
+def _mount_point_of(path: str) -> str:
+    """The mount point holding ``path`` (longest matching entry of mountinfo)."""
+    path = os.path.realpath(path)
+    best = "/"
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            mp = line.split()[4].replace("\\040", " ")
+            if (path == mp or path.startswith(mp.rstrip("/") + "/")) and len(mp) > len(best):
+                best = mp
+    return best
+
+
+def _source_path(m: Mount, bundle: str) -> str:
+    src = m.source or ""
+    return src if os.path.isabs(src) else os.path.join(bundle, src)
+
+
+def mount_entry(rootfs: str, bundle: str, m: Mount) -> None:
+    """Mount one entry of config.json's `mounts` at its place inside the rootfs."""
+    opts = ParsedOptions(m.options)
+    if m.type == "cgroup":
+        _mount_cgroup(rootfs, m.destination, opts)
+        return
+    if is_bind(m):
+        src = _source_path(m, bundle)
+        st = os.stat(src)
+        dest = (ensure_dir(rootfs, m.destination) if stat.S_ISDIR(st.st_mode)
+                else ensure_file(rootfs, m.destination))
+        bind_flags = sc.MS_BIND | (opts.flags & sc.MS_REC)
+        sc.mount(src, dest, "bind", bind_flags)
+        extra = opts.flags & ~(sc.MS_BIND | sc.MS_REC | sc.MS_REMOUNT)
+        if extra:
+            # The bind ignores the other flags; a remount applies them (and must keep the
+            # ones already locked on the source mount).
+            sc.mount(src, dest, "bind", sc.MS_BIND | sc.MS_REMOUNT | extra
+                     | (existing_flags(dest) & ~sc.MS_RDONLY) | (opts.flags & sc.MS_REC))
+    else:
+        dest = ensure_dir(rootfs, m.destination)
+        sc.mount(m.source or m.type or "none", dest, m.type, opts.flags, opts.data)
+    for prop in opts.propagation:
+        sc.mount(None, dest, None, prop)
+
+
+def _host_cgroup_mounts() -> list[tuple[str, str, str]]:
+    """(mount point, fstype, super options) of the host's cgroup hierarchies."""
+    out = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            pre, _, post = line.partition(" - ")
+            fstype, _src, superopts = post.split()[:3]
+            if fstype in ("cgroup", "cgroup2"):
+                out.append((pre.split()[4], fstype, superopts))
+    return out
+
+
+def _mount_cgroup(rootfs: str, destination: str, opts: ParsedOptions) -> None:
+    """A `cgroup` mount: cgroup2 where the host is unified; on a v1 or hybrid host, a
+    tmpfs holding one mount per host hierarchy (controllers named as on the host)."""
+    dest = ensure_dir(rootfs, destination)
+    flags = opts.flags & ~sc.MS_RDONLY
+    hierarchies = _host_cgroup_mounts()
+    if any(mp == "/sys/fs/cgroup" and t == "cgroup2" for mp, t, _ in hierarchies):
+        sc.mount("cgroup2", dest, "cgroup2", opts.flags)
+        return
+    sc.mount("tmpfs", dest, "tmpfs", flags, "mode=755")
+    for mp, fstype, superopts in hierarchies:
+        if not mp.startswith("/sys/fs/cgroup/"):
+            continue
+        sub = os.path.join(dest, os.path.basename(mp))
+        os.makedirs(sub, exist_ok=True)
+        if fstype == "cgroup2":
+            sc.mount("cgroup2", sub, "cgroup2", opts.flags)
+        else:
+            controllers = ",".join(o for o in superopts.split(",")
+                                   if o not in ("rw", "ro") and not o.startswith("release_"))
+            sc.mount("cgroup", sub, "cgroup", opts.flags, controllers)
+    if opts.flags & sc.MS_RDONLY:
+        sc.mount("tmpfs", dest, "tmpfs", sc.MS_REMOUNT | opts.flags, "mode=755")
+
+
+def pivot_into(rootfs: str) -> None:
+    """pivot_root(2) with new and old root the same directory, then detach the old root,
+    after making it a slave so the detach cannot propagate to the host."""
+    old = os.open("/", os.O_DIRECTORY | os.O_RDONLY | os.O_CLOEXEC)
+    new = os.open(rootfs, os.O_DIRECTORY | os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        os.fchdir(new)
+        sc.pivot_root(".", ".")
+        os.fchdir(old)
+        sc.mount(None, ".", None, sc.MS_SLAVE | sc.MS_REC)
+        sc.umount2(".", sc.MNT_DETACH)
+    finally:
+        os.close(old)
+        os.close(new)
+    os.chdir("/")
+
+
+def move_into(rootfs: str) -> None:
+    """--no-pivot: move the rootfs onto '/' and chroot (for ramfs roots, where pivot_root
+    is impossible; weaker, since the old root stays reachable to a privileged process)."""
+    os.chdir(rootfs)
+    sc.mount(rootfs, "/", None, sc.MS_MOVE)
+    os.chroot(".")
+    os.chdir("/")
+
+
+def mask_path(path: str) -> None:
+    """config-linux.md "Masked Paths": make the path unreadable inside the container."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if stat.S_ISDIR(st.st_mode):
+        sc.mount("tmpfs", path, "tmpfs", sc.MS_RDONLY)
+    else:
+        sc.mount("/dev/null", path, None, sc.MS_BIND)
+
+
+def readonly_path(path: str) -> None:
+    """config-linux.md "Readonly Paths": bind the path onto itself and remount it ro."""
+    if not os.path.lexists(path):
+        return
+    sc.mount(path, path, None, sc.MS_BIND | sc.MS_REC)
+    sc.mount(path, path, None, sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY | sc.MS_REC
+             | existing_flags(path))
+
+
+def readonly_root() -> None:
+    sc.mount(None, "/", None, sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY | existing_flags("/"))
+
+
+def host_path(rootfs: str, container_path: str) -> str:
+    return secure_join(rootfs, container_path)

@@ -1,0 +1,88 @@
+"""Process executor (config.md "Process", "Hostname", "Domainname"; config-linux.md
+"Sysctl"): the attributes the user's program inherits, applied in the init just before
+it execs the program."""
+
+from __future__ import annotations
+
+import errno
+import os
+import resource
+
+from pyoci import syscalls as sc
+from pyoci.config.model import Process, Rlimit, User
+from pyoci.config.semantic import RLIMITS
+
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def set_rlimit(rl: Rlimit) -> None:
+    resource.setrlimit(RLIMITS[rl.type], (rl.soft, rl.hard))
+
+
+def write_sysctl(key: str, value: str) -> None:
+    """Write through the container's own /proc/sys (so it hits its namespaces)."""
+    with open("/proc/sys/" + key.replace(".", "/"), "w") as f:
+        f.write(value)
+
+
+def set_oom_score_adj(value: int) -> None:
+    with open("/proc/self/oom_score_adj", "w") as f:
+        f.write(str(value))
+
+
+def switch_user(user: User, setgroups_allowed: bool = True) -> None:
+    """Groups first, then gid, then uid: once the uid changes, the rest is forbidden."""
+    if setgroups_allowed:
+        os.setgroups(list(user.additional_gids))
+    os.setresgid(user.gid, user.gid, user.gid)
+    os.setresuid(user.uid, user.uid, user.uid)
+
+
+def build_env(process: Process) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for entry in process.env:
+        key, sep, value = entry.partition("=")
+        if sep:
+            env[key] = value
+    if "HOME" not in env:
+        env["HOME"] = _home_of(process.user.uid)
+    return env
+
+
+def _home_of(uid: int) -> str:
+    """HOME from the container's /etc/passwd, else '/' (runc's fallback)."""
+    try:
+        with open("/etc/passwd") as f:
+            for line in f:
+                fields = line.rstrip("\n").split(":")
+                if len(fields) >= 6 and fields[2] == str(uid):
+                    return fields[5] or "/"
+    except OSError:
+        pass
+    return "/"
+
+
+class ExecNotFound(OSError):
+    pass
+
+
+def find_executable(name: str, env: dict[str, str]) -> str:
+    """Resolve args[0] the way execvp would, with the container's PATH."""
+    if "/" in name:
+        candidates = [name]
+    else:
+        candidates = [os.path.join(d or ".", name)
+                      for d in env.get("PATH", DEFAULT_PATH).split(":")]
+    for path in candidates:
+        if os.path.isfile(path) and os.access(path, os.X_OK):
+            return path
+    where = "" if "/" in name else " in $PATH"
+    raise ExecNotFound(errno.ENOENT, f'exec: "{name}": executable file not found{where}')
+
+
+def set_hostname(name: str) -> None:
+    sc.sethostname(name)
+
+
+def set_domainname(name: str) -> None:
+    sc.setdomainname(name)

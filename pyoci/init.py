@@ -1,0 +1,228 @@
+"""The container's side of `create`: the intermediate child and the init.
+
+pyoci forks twice. The intermediate child joins and creates the namespaces (a new pid or
+time namespace only applies to children) and forks the init, which is PID 1 of a new pid
+namespace. The init sets up the rootfs and the process attributes, says "ready", blocks
+on the exec FIFO until `start`, runs the startContainer hooks and execs the user's program.
+
+Each step runs under :func:`step`: a failure is sent to the parent as
+{"type": "error", "step": ..., "reason": ...} and the child exits, so the parent can name
+the step that failed. Children never return into the CLI: they leave through os._exit.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import NoReturn
+
+import attrs
+
+from pyoci import syscalls as sc
+from pyoci.config.model import Spec
+from pyoci.errors import describe_oserror
+from pyoci.executors import devices, mounts, namespaces, process
+from pyoci.executors.hooks import HookError, run_hooks
+from pyoci.executors.paths import ensure_dir
+from pyoci.sync import Channel
+
+
+@attrs.frozen
+class InitContext:
+    spec: Spec
+    rootfs: str
+    bundle: str
+    parent_mnt_ns: str
+    state_dirfd: int
+    fifo_name: str
+    joined: list[tuple[str, int]]
+    chan: Channel
+    no_pivot: bool = False
+    no_new_keyring: bool = False
+    preserve_fds: int = 0
+
+
+class _Failed(Exception):
+    pass
+
+
+@contextmanager
+def step(chan: Channel, name: str) -> Iterator[None]:
+    try:
+        yield
+    except _Failed:
+        raise
+    except HookError as exc:
+        chan.send("error", step=name, reason=str(exc), hook=True)
+        raise _Failed from None
+    except BaseException as exc:  # noqa: BLE001 - everything is reported, then we exit
+        reason = describe_oserror(exc) if isinstance(exc, OSError) else str(exc) or repr(exc)
+        if isinstance(exc, process.ExecNotFound):
+            reason = exc.strerror
+        chan.send("error", step=name, reason=reason)
+        raise _Failed from None
+
+
+def intermediate(ctx: InitContext) -> NoReturn:
+    """First child: namespaces, then fork the init and report its pid."""
+    code = 1
+    try:
+        linux = ctx.spec.linux
+        with step(ctx.chan, "join namespaces"):
+            namespaces.join(ctx.joined)
+
+        def map_ids() -> None:
+            ctx.chan.send("userns")
+            ctx.chan.expect("userns-done")
+
+        with step(ctx.chan, "create namespaces"):
+            namespaces.unshare_new(linux, map_ids)
+        with step(ctx.chan, "write time namespace offsets"):
+            namespaces.write_time_offsets(linux)
+        with step(ctx.chan, "fork the container init"):
+            pid = os.fork()
+        if pid == 0:
+            container_init(ctx)
+        ctx.chan.send("pid", pid=pid)
+        code = 0
+    except _Failed:
+        pass
+    except BaseException:  # noqa: BLE001
+        pass
+    finally:
+        os._exit(code)
+
+
+def _dev_is_bound(spec: Spec) -> bool:
+    return any(m.destination.rstrip("/") == "/dev" and mounts.is_bind(m) for m in spec.mounts)
+
+
+def container_init(ctx: InitContext) -> NoReturn:
+    try:
+        _setup_and_exec(ctx)
+    except BaseException:  # noqa: BLE001
+        pass
+    os._exit(1)
+
+
+def _setup_and_exec(ctx: InitContext) -> None:
+    spec, chan, rootfs = ctx.spec, ctx.chan, ctx.rootfs
+    assert spec.process is not None
+    proc, linux = spec.process, spec.linux
+    chan.expect("go")
+
+    with step(chan, "close inherited file descriptors"):
+        _mark_fds_cloexec(3 + ctx.preserve_fds)
+    with step(chan, "check the mount namespace"):
+        # Safety rule: no mount is made until we know it cannot reach the host.
+        if namespaces.ns_inode("self", "mount") == ctx.parent_mnt_ns:
+            raise RuntimeError("the init is still in the runtime's mount namespace; "
+                               "refusing to touch mounts")
+    if not ctx.no_new_keyring:
+        with step(chan, "join a new session keyring"):
+            try:
+                sc.join_session_keyring(None)
+            except OSError as exc:
+                if exc.errno != errno.ENOSYS:
+                    raise
+    os.umask(0)
+    with step(chan, f"set rootfs propagation ({linux.rootfs_propagation or 'rslave'})"):
+        mounts.prepare_root(rootfs, linux.rootfs_propagation)
+    for m in spec.mounts:
+        with step(chan, f"mount {m.destination} ({m.type or 'bind'}) onto rootfs"):
+            mounts.mount_entry(rootfs, ctx.bundle, m)
+    if not _dev_is_bound(spec):
+        with step(chan, "create default devices in /dev"):
+            devices.create_default_devices(rootfs, proc.terminal)
+    for dev in linux.devices:
+        with step(chan, f"create device {dev.path}"):
+            devices.create_device(rootfs, dev)
+    with step(chan, f"create cwd {proc.cwd}"):
+        ensure_dir(rootfs, proc.cwd)
+    if proc.oom_score_adj is not None:
+        with step(chan, "set oom_score_adj"):
+            process.set_oom_score_adj(proc.oom_score_adj)
+    if linux.namespace("network") is not None and not linux.namespace("network").path:
+        with step(chan, "bring up loopback"):
+            sc.set_link_up("lo")
+
+    # The runtime runs prestart and createRuntime hooks now, in its own namespaces.
+    chan.send("hooks")
+    state = chan.expect("hooks-done")["state"]
+    with step(chan, "createContainer hooks"):
+        run_hooks("createContainer", spec.hooks.create_container, state)
+
+    with step(chan, "pivot_root into rootfs" if not ctx.no_pivot else "move rootfs to /"):
+        (mounts.move_into if ctx.no_pivot else mounts.pivot_into)(rootfs)
+    for path in linux.masked_paths:
+        with step(chan, f"mask {path}"):
+            mounts.mask_path(path)
+    for path in linux.readonly_paths:
+        with step(chan, f"make {path} read-only"):
+            mounts.readonly_path(path)
+    if spec.hostname is not None:
+        with step(chan, "set hostname"):
+            process.set_hostname(spec.hostname)
+    if spec.domainname is not None:
+        with step(chan, "set domainname"):
+            process.set_domainname(spec.domainname)
+    for key, value in linux.sysctl.items():
+        with step(chan, f"set sysctl {key}={value}"):
+            process.write_sysctl(key, value)
+    if spec.root is not None and spec.root.readonly:
+        with step(chan, "remount rootfs read-only"):
+            mounts.readonly_root()
+    for rl in proc.rlimits:
+        with step(chan, f"set rlimit {rl.type}"):
+            process.set_rlimit(rl)
+
+    env = process.build_env(proc)
+    with step(chan, "set user"):
+        setgroups = _setgroups_allowed()
+        process.switch_user(proc.user, setgroups)
+    os.umask(0o022 if proc.user.umask is None else proc.user.umask)
+    with step(chan, f"change to cwd {proc.cwd}"):
+        os.chdir(proc.cwd)
+    if proc.no_new_privileges:
+        with step(chan, "set no_new_privs"):
+            sc.set_no_new_privs()
+    with step(chan, "look up the program"):
+        path = process.find_executable(proc.args[0], env)
+
+    chan.send("ready")
+    chan.close()
+    # Blocks until `start` opens the FIFO for reading: the container is "created".
+    fifo = os.open(ctx.fifo_name, os.O_WRONLY | os.O_CLOEXEC, dir_fd=ctx.state_dirfd)
+    os.close(ctx.state_dirfd)
+    try:
+        run_hooks("startContainer", spec.hooks.start_container, state | {"status": "created"})
+        os.execve(path, list(proc.args), env)
+    except BaseException as exc:  # noqa: BLE001 - told to `start` through the FIFO
+        reason = str(exc) if isinstance(exc, HookError) else f"exec {path}: {describe_oserror(exc)}"
+        os.write(fifo, reason.encode())
+        sys.stderr.flush()
+    os._exit(1)
+
+
+def _setgroups_allowed() -> bool:
+    try:
+        with open("/proc/self/setgroups") as f:
+            return f.read().strip() != "deny"
+    except OSError:
+        return True
+
+
+def _mark_fds_cloexec(first: int) -> None:
+    """Only stdio and the --preserve-fds ones may reach the user's program."""
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd >= first:
+            try:
+                os.set_inheritable(fd, False)
+            except OSError:
+                pass
+        elif fd >= 3:
+            os.set_inheritable(fd, True)

@@ -1,0 +1,70 @@
+"""runc-compatible logging to ``--log`` in text or JSON lines.
+
+containerd's shim reads the ``--log`` file back (JSON lines with ``level``, ``msg`` and
+``time``) to report a failure to its user, so every error and warning goes there as well as
+to stderr. Kept free of the ``logging`` package: one write per message is all we need.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+_LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}
+_path: str | None = None
+_fmt = "text"
+_threshold = _LEVELS["info"]
+
+
+def configure(path: str | None, fmt: str = "text", debug: bool = False) -> None:
+    global _path, _fmt, _threshold
+    _path = path
+    _fmt = fmt
+    _threshold = _LEVELS["debug"] if debug else _LEVELS["info"]
+
+
+def _timestamp() -> str:
+    now = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1e9):09d}Z"
+
+
+def _format(level: str, msg: str) -> str:
+    if _fmt == "json":
+        return json.dumps({"level": level, "msg": msg, "time": _timestamp()})
+    return f'time="{_timestamp()}" level={level} msg={json.dumps(msg)}'
+
+
+def emit(level: str, msg: str) -> None:
+    """Write one message to the --log file (if any); warnings and errors also to stderr."""
+    if _LEVELS[level] < _threshold:
+        return
+    line = _format(level, msg) + "\n"
+    if _path:
+        # O_APPEND keeps lines whole when several runtime calls share one log file.
+        fd = os.open(_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            os.write(fd, line.encode())
+        finally:
+            os.close(fd)
+    if level in ("warning", "error") or (_path is None and _threshold == _LEVELS["debug"]):
+        prefix = "" if level == "error" else f"{level}: "
+        sys.stderr.write(f"pyoci: {prefix}{msg}\n")
+        sys.stderr.flush()
+
+
+def debug(msg: str) -> None:
+    emit("debug", msg)
+
+
+def info(msg: str) -> None:
+    emit("info", msg)
+
+
+def warn(msg: str) -> None:
+    emit("warning", msg)
+
+
+def error(msg: str) -> None:
+    emit("error", msg)

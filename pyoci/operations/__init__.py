@@ -1,0 +1,1 @@
+"""One module per container operation; the CLI calls these, they call the executors."""

@@ -1,0 +1,90 @@
+"""Helpers shared by several operations (kept import-light: state/kill/start/delete use
+them)."""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import time
+
+from pyoci.errors import PyociError
+from pyoci.state import Container, write_json_atomic  # noqa: F401 - re-exported
+
+
+def parse_signal(value: str | int) -> int:
+    """runc accepts 'KILL', 'SIGKILL' or '9'."""
+    text = str(value).strip()
+    if text.isdigit():
+        num = int(text)
+        if 0 < num < signal.NSIG:
+            return num
+    else:
+        name = text.upper()
+        name = name if name.startswith("SIG") else "SIG" + name
+        sig = getattr(signal.Signals, name, None) if name in signal.Signals.__members__ \
+            else None
+        if sig is not None:
+            return int(sig)
+        if name.startswith("SIGRTMIN+") and name[9:].isdigit():
+            return signal.SIGRTMIN + int(name[9:])
+    raise PyociError(f"invalid signal {value!r}: use a name (TERM, SIGKILL) or a number")
+
+
+def write_pid_file(path: str, pid: int) -> None:
+    """Atomically, relative to the caller's cwd, as runc does (engines read it at once)."""
+    path = os.path.abspath(path)
+    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.{os.getpid()}")
+    with open(tmp, "w") as f:
+        f.write(str(pid))
+    os.rename(tmp, path)
+
+
+def wait_gone(pid: int, timeout: float) -> bool:
+    """Block (no polling sleep) until ``pid`` exits or the timeout passes."""
+    try:
+        pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return True
+    try:
+        ready, _, _ = select.select([pidfd], [], [], timeout)
+        return bool(ready)
+    finally:
+        os.close(pidfd)
+
+
+def now_rfc3339() -> str:
+    t = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1e9):09d}Z"
+
+
+def processes_in_pidns(init_pid: int) -> list[int]:
+    """Every process sharing the init's pid namespace (for `kill --all` without a cgroup)."""
+    try:
+        target = os.readlink(f"/proc/{init_pid}/ns/pid")
+    except OSError:
+        return []
+    pids = []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                if os.readlink(f"/proc/{name}/ns/pid") == target:
+                    pids.append(int(name))
+            except OSError:
+                continue
+    return pids
+
+
+def own_pid_namespace(c: Container) -> bool:
+    return bool(c.doc.get("pyoci", {}).get("newPidNamespace"))
+
+
+def signal_container(c: Container, sig: int, all_processes: bool) -> None:
+    pids = [c.pid]
+    if all_processes and own_pid_namespace(c):
+        pids = processes_in_pidns(c.pid) or pids
+    for pid in pids:
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            continue

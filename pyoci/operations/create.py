@@ -1,0 +1,234 @@
+"""`create`: validate the bundle, fork the init and leave it waiting on the exec FIFO
+(runtime.md "Lifecycle" steps 1-6 up to, not including, the user's program).
+
+Parent/child sequence (see docs/architecture.md for the drawing):
+  parent                                 intermediate child        init (pid 1)
+  validate, mkdir state, mkfifo
+  fork  ---------------------------->    setns (joined namespaces)
+                                         unshare(new namespaces)
+  write uid/gid maps <--- "userns" ---   (if a new user namespace)
+                      --- "userns-done" ->
+                                         write time offsets
+                                         fork ------------------>  (PID 1)
+  record init pid   <--- "pid" -------   exit 0
+                      --- "go" ------------------------------------>  mounts, devices
+  prestart/createRuntime hooks <--- "hooks" -----------------------
+                      --- "hooks-done" ---------------------------->  createContainer hooks,
+                                                                       pivot_root, masks,
+                                                                       sysctl, rlimits, user
+  write state, pid file <--- "ready" ------------------------------   open exec FIFO (blocks)
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+from typing import Any
+
+from pyoci import OCI_VERSION, log
+from pyoci.config.bundle import load_bundle
+from pyoci.config.model import Spec
+from pyoci.errors import PyociError, StepError
+from pyoci.executors import namespaces
+from pyoci.executors.hooks import HookError, run_hooks, run_hooks_warn
+from pyoci.init import InitContext, intermediate
+from pyoci.operations.common import now_rfc3339, wait_gone, write_pid_file
+from pyoci.state import EXEC_FIFO, LOCK_FILE, Container, proc_stat
+from pyoci.sync import Channel, ChannelClosed
+
+
+class CreateOptions:
+    __slots__ = ("bundle", "pid_file", "console_socket", "no_pivot", "no_new_keyring",
+                 "preserve_fds")
+
+    def __init__(self, bundle: str = ".", pid_file: str | None = None,
+                 console_socket: str | None = None, no_pivot: bool = False,
+                 no_new_keyring: bool = False, preserve_fds: int = 0) -> None:
+        self.bundle = os.path.abspath(bundle)
+        self.pid_file = pid_file
+        self.console_socket = console_socket
+        self.no_pivot = no_pivot
+        self.no_new_keyring = no_new_keyring
+        self.preserve_fds = preserve_fds
+
+
+def _check_supported(spec: Spec, opts: CreateOptions) -> None:
+    """Refuse what this build cannot do yet rather than silently run without it."""
+    assert spec.process is not None
+    if spec.process.terminal or opts.console_socket:
+        raise PyociError("process.terminal: terminals and --console-socket are not supported "
+                         "by this build of pyoci yet; set \"terminal\": false")
+    for section, value in (("linux.seccomp", spec.linux.seccomp),
+                           ("linux.intelRdt", spec.linux.intel_rdt)):
+        if value:
+            log.warn(f"{section} is not applied by this build of pyoci yet")
+    if spec.linux.net_devices:
+        raise PyociError("linux.netDevices: moving network devices is not supported by this "
+                         "build of pyoci yet")
+
+
+def _rootfs(spec: Spec, bundle: str) -> str:
+    assert spec.root is not None
+    path = spec.root.path
+    return os.path.realpath(path if os.path.isabs(path) else os.path.join(bundle, path))
+
+
+def create(root: str, cid: str, opts: CreateOptions) -> Container:
+    """Create the container; on any failure undo everything and raise."""
+    c = Container(root, cid)  # validates the id before anything is read or made
+    spec, doc = load_bundle(opts.bundle)
+    _check_supported(spec, opts)
+    os.makedirs(root, 0o711, exist_ok=True)
+    try:
+        os.mkdir(c.dir, 0o711)
+    except FileExistsError:
+        raise PyociError(f'container "{cid}" already exists') from None
+    init_pid = 0
+    try:
+        os.close(os.open(os.path.join(c.dir, LOCK_FILE), os.O_CREAT | os.O_RDONLY, 0o600))
+        os.chmod(c.dir, 0o711)
+        os.mkfifo(c.fifo_path, 0o622)
+        os.chmod(c.fifo_path, 0o622)
+        c.doc = _initial_state(c, spec, doc, opts)
+        c.save()
+        init_pid = _spawn(c, spec, opts)
+        st = proc_stat(init_pid)
+        c.doc["pid"] = init_pid
+        c.doc["pyoci"]["initStartTime"] = st[1] if st else 0
+        c.doc["status"] = "created"
+        c.save()
+        if opts.pid_file:
+            write_pid_file(opts.pid_file, init_pid)
+    except BaseException as exc:
+        _undo(c, spec, init_pid or c.doc.get("pid", 0), exc)
+        raise
+    return c
+
+
+def _initial_state(c: Container, spec: Spec, doc: dict[str, Any],
+                   opts: CreateOptions) -> dict[str, Any]:
+    hooks = doc.get("hooks") or {}
+    new_pidns = any(ns.type == "pid" and not ns.path for ns in spec.linux.namespaces)
+    return {
+        "ociVersion": OCI_VERSION,
+        "id": c.id,
+        "status": "creating",
+        "pid": 0,
+        "bundle": opts.bundle,
+        "rootfs": _rootfs(spec, opts.bundle),
+        "created": now_rfc3339(),
+        "owner": "root" if os.geteuid() == 0 else str(os.geteuid()),
+        "annotations": dict(spec.annotations),
+        # pyoci's own bookkeeping; the `state` command never prints it.
+        "pyoci": {
+            "initStartTime": 0,
+            "newPidNamespace": new_pidns,
+            "hooks": {k: hooks.get(k) or [] for k in ("poststart", "poststop")},
+            "configOciVersion": spec.oci_version,
+        },
+    }
+
+
+def _spawn(c: Container, spec: Spec, opts: CreateOptions) -> int:
+    """Fork the intermediate child and drive the conversation up to "ready"."""
+    parent, child = Channel.pair()
+    joined = namespaces.open_joined(spec.linux)
+    dirfd = os.open(c.dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    ctx = InitContext(spec=spec, rootfs=_rootfs(spec, opts.bundle), bundle=opts.bundle,
+                      parent_mnt_ns=namespaces.ns_inode("self", "mount"), state_dirfd=dirfd,
+                      fifo_name=EXEC_FIFO, joined=joined, chan=child, no_pivot=opts.no_pivot,
+                      no_new_keyring=opts.no_new_keyring, preserve_fds=opts.preserve_fds)
+    import sys
+
+    sys.stdout.flush()
+    sys.stderr.flush()
+    middle = os.fork()
+    if middle == 0:
+        parent.close()
+        intermediate(ctx)  # never returns
+    child.close()
+    os.close(dirfd)
+    for _, fd in joined:
+        os.close(fd)
+    init_pid = 0
+    try:
+        while True:
+            msg = _recv(parent, "create namespaces")
+            if msg["type"] == "userns":
+                try:
+                    namespaces.write_id_maps(middle, spec.linux)
+                except OSError as exc:
+                    raise StepError("write uid/gid mappings",
+                                    exc.strerror.lower() if exc.strerror else str(exc)) from None
+                parent.send("userns-done")
+            elif msg["type"] == "pid":
+                init_pid = msg["pid"]
+                break
+        _reap(middle)
+        c.doc["pid"] = init_pid
+        parent.send("go")
+        msg = _recv(parent, "set up the container")
+        if msg["type"] != "hooks":
+            raise PyociError(f"protocol error: unexpected {msg['type']!r}")
+        state = c.spec_state("creating") | {"pid": init_pid}
+        try:
+            run_hooks("prestart", spec.hooks.prestart, state)
+            run_hooks("createRuntime", spec.hooks.create_runtime, state)
+        except HookError as exc:
+            raise StepError("run hooks", str(exc), hook=True) from None
+        parent.send("hooks-done", state=state)
+        _recv(parent, "finish the container setup")
+        return init_pid
+    except BaseException:
+        if init_pid:
+            c.doc["pid"] = init_pid
+        _reap(middle, kill=True)
+        raise
+    finally:
+        parent.close()
+
+
+def _recv(chan: Channel, doing: str) -> dict[str, Any]:
+    try:
+        msg = chan.recv()
+    except ChannelClosed:
+        raise StepError(doing, "the container's init exited unexpectedly") from None
+    if msg["type"] == "error":
+        raise StepError(msg["step"], msg["reason"], hook=bool(msg.get("hook")))
+    return msg
+
+
+def _reap(pid: int, kill: bool = False) -> None:
+    if kill:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass
+
+
+def _undo(c: Container, spec: Spec, init_pid: int, exc: BaseException) -> None:
+    """Leave nothing behind: the init (and with it its namespaces and mounts), the state
+    directory. After a failing hook, poststop hooks still run (config.md "Lifecycle")."""
+    if init_pid:
+        try:
+            os.kill(init_pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        else:
+            _reap_if_child(init_pid)
+            wait_gone(init_pid, 10)
+    if isinstance(exc, StepError) and exc.hook:
+        run_hooks_warn("poststop", spec.hooks.poststop, c.spec_state("stopped"))
+    shutil.rmtree(c.dir, ignore_errors=True)
+
+
+def _reap_if_child(pid: int) -> None:
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass

@@ -1,0 +1,16 @@
+"""`kill` (runtime.md "Operations": kill): signal a created or running container."""
+
+from __future__ import annotations
+
+from pyoci.errors import StateError
+from pyoci.operations.common import parse_signal, signal_container
+from pyoci.state import Container
+
+
+def kill(root: str, cid: str, signal_name: str = "SIGTERM", all_processes: bool = False) -> None:
+    sig = parse_signal(signal_name)
+    c = Container(root, cid).load()
+    status = c.status()
+    if status not in ("created", "running", "paused"):
+        raise StateError(f'cannot kill container "{cid}": it is {status}, not running')
+    signal_container(c, sig, all_processes)

@@ -1,0 +1,31 @@
+"""`state` and `list` (runtime.md "Operations": state)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pyoci.state import Container, list_containers
+
+
+def state(root: str, cid: str) -> dict[str, Any]:
+    return Container(root, cid).load().cli_state()
+
+
+def list_table(root: str, quiet: bool, fmt: str) -> str:
+    containers = list_containers(root)
+    if quiet:
+        return "".join(f"{c.id}\n" for c in containers)
+    rows = [c.cli_state() for c in containers]
+    if fmt == "json":
+        return json.dumps([{"ociVersion": r["ociVersion"], "id": r["id"], "pid": r["pid"],
+                            "status": r["status"], "bundle": r["bundle"],
+                            "rootfs": r["rootfs"], "created": r["created"],
+                            "owner": r["owner"], "annotations": r.get("annotations") or {}}
+                           for r in rows]) + "\n"
+    table = [("ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER")]
+    table += [(r["id"], str(r["pid"]), r["status"], r["bundle"], r["created"], r["owner"])
+              for r in rows]
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+    return "".join("   ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+                   + "\n" for row in table)

@@ -1,0 +1,66 @@
+"""`run`: create + start + wait + delete, with runc's exit status (the process's, or
+128+n when it was killed by signal n)."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+from pyoci import syscalls as sc
+from pyoci.operations.create import CreateOptions, create
+from pyoci.operations.delete import delete
+from pyoci.operations.start import start
+
+_FORWARDED = (signal.SIGHUP, signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGUSR1,
+              signal.SIGUSR2, signal.SIGWINCH, signal.SIGCONT)
+
+
+def run(root: str, cid: str, opts: CreateOptions, detach: bool = False) -> int:
+    if not detach:
+        # The init is forked by an intermediate child that exits; as a subreaper we
+        # inherit the init and can wait for it.
+        sc.set_child_subreaper()
+    c = create(root, cid, opts)
+    try:
+        start(root, cid)
+    except BaseException:
+        _force_delete(root, cid)
+        raise
+    if detach:
+        return 0
+    pid = c.pid
+    for sig in _FORWARDED:
+        signal.signal(sig, lambda num, _frame: _forward(pid, num))
+    status = _wait_for(pid)
+    for sig in _FORWARDED:
+        signal.signal(sig, signal.SIG_DFL)
+    delete(root, cid, force=True)
+    if os.WIFSIGNALED(status):
+        return 128 + os.WTERMSIG(status)
+    return os.WEXITSTATUS(status)
+
+
+def _forward(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def _wait_for(pid: int) -> int:
+    """Reap children until the init exits (orphans of a container sharing our pid
+    namespace are reparented to us too)."""
+    while True:
+        try:
+            got, status = os.waitpid(-1, 0)
+        except ChildProcessError:
+            return 0
+        if got == pid:
+            return status
+
+
+def _force_delete(root: str, cid: str) -> None:
+    try:
+        delete(root, cid, force=True)
+    except Exception:  # noqa: BLE001 - the original error is the one to report
+        pass

@@ -1,0 +1,76 @@
+"""`start` (runtime.md "Operations": start): release the init blocked on the exec FIFO and
+return once the user's program has been exec'd (or say why it was not).
+
+The init holds the FIFO's write end with O_CLOEXEC: a successful execve closes it with
+nothing written (end of file here); a failure before or at exec writes the reason first.
+A pidfd watches the init at the same time, so an init that died never blocks us.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+
+from pyoci.errors import PyociError, StateError
+from pyoci.state import Container
+
+
+def _await_exec(c: Container) -> bytes:
+    fifo = os.open(c.fifo_path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        pidfd = os.pidfd_open(c.pid)
+    except ProcessLookupError:
+        os.close(fifo)
+        raise PyociError("the container's init is gone") from None
+    data = b""
+    try:
+        poller = select.poll()
+        poller.register(fifo, select.POLLIN)
+        poller.register(pidfd, select.POLLIN)
+        while True:
+            events = dict(poller.poll())
+            if fifo in events:
+                chunk = _read_some(fifo)
+                if chunk is None:
+                    continue
+                if not chunk:  # the write end closed: exec'd, or failed after writing why
+                    return data
+                data += chunk
+            elif pidfd in events:
+                # Exited without ever opening the FIFO's write end.
+                raise PyociError("the container's init exited before it could start the "
+                                 "process")
+    finally:
+        os.close(fifo)
+        os.close(pidfd)
+
+
+def _read_some(fd: int) -> bytes | None:
+    try:
+        return os.read(fd, 65536)
+    except BlockingIOError:
+        return None
+
+
+def start(root: str, cid: str) -> Container:
+    c = Container(root, cid)
+    with c.locked():
+        status = c.status()
+        if status != "created":
+            raise StateError(f'cannot start container "{cid}": it is {status}, not created')
+        data = _await_exec(c)
+        try:
+            os.unlink(c.fifo_path)
+        except FileNotFoundError:
+            pass
+        if data:
+            raise PyociError(f"start container: {data.decode(errors='replace')}")
+        c.doc["status"] = "running"
+        c.save()
+    hooks = c.doc.get("pyoci", {}).get("hooks", {}).get("poststart")
+    if hooks:
+        from pyoci.config.loader import load_hook
+        from pyoci.executors.hooks import run_hooks_warn
+
+        run_hooks_warn("poststart", [load_hook(h) for h in hooks], c.spec_state())
+    return c

@@ -1,0 +1,165 @@
+"""Container state under ``--root``: ``<root>/<id>/state.json``, its lock and the status.
+
+The stored status is a hint; the real one is derived from the init process (its pid plus
+the start time recorded at create, so a recycled pid is not taken for the container; a
+zombie counts as stopped). This module is on the hot path of every command: it imports
+nothing heavy.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from pyoci.errors import ContainerNotFound, PyociError
+
+DEFAULT_ROOT = "/run/pyoci"
+STATE_FILE = "state.json"
+EXEC_FIFO = "exec.fifo"
+LOCK_FILE = ".lock"
+
+# runc's rule: word characters, '+', '-' and '.', but never a path ('.', '..', '/').
+_ID_RE = re.compile(r"^[\w+\-.]+$")
+
+
+def check_id(cid: str) -> None:
+    if not cid:
+        raise PyociError("container id cannot be empty")
+    if not _ID_RE.match(cid) or cid in (".", ".."):
+        raise PyociError(f"invalid container id {cid!r}: only letters, digits, '_', '+', '-' "
+                         "and '.' are allowed, and it cannot be '.' or '..'")
+
+
+def write_json_atomic(path: str, doc: Any, mode: int = 0o600) -> None:
+    """Write to a temp file in the same directory, fsync-free rename: readers see the old
+    or the new document, never half of one."""
+    tmp = f"{path}.{os.getpid()}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
+    try:
+        os.write(fd, json.dumps(doc).encode())
+    finally:
+        os.close(fd)
+    os.rename(tmp, path)
+
+
+def proc_stat(pid: int) -> tuple[str, int] | None:
+    """(state letter, start time in clock ticks) from /proc/<pid>/stat, None if gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    # comm (field 2) may hold spaces and parentheses: split after the last ')'.
+    fields = data[data.rindex(b")") + 2:].split()
+    return fields[0].decode(), int(fields[19])
+
+
+class Container:
+    """One container's directory under --root and its recorded state."""
+
+    def __init__(self, root: str, cid: str) -> None:
+        check_id(cid)
+        self.root = root
+        self.id = cid
+        self.dir = os.path.join(root, cid)
+        self.doc: dict[str, Any] = {}
+
+    # -- files -------------------------------------------------------------------------
+    @property
+    def state_path(self) -> str:
+        return os.path.join(self.dir, STATE_FILE)
+
+    @property
+    def fifo_path(self) -> str:
+        return os.path.join(self.dir, EXEC_FIFO)
+
+    def exists(self) -> bool:
+        return os.path.exists(self.state_path)
+
+    def load(self) -> Container:
+        try:
+            with open(self.state_path, "rb") as f:
+                self.doc = json.loads(f.read())
+        except FileNotFoundError:
+            raise ContainerNotFound(self.id) from None
+        return self
+
+    def save(self) -> None:
+        write_json_atomic(self.state_path, self.doc)
+
+    @contextmanager
+    def locked(self) -> Iterator[Container]:
+        """Hold the per-container lock: commands on one id run one at a time."""
+        try:
+            fd = os.open(os.path.join(self.dir, LOCK_FILE), os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise ContainerNotFound(self.id) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield self.load()
+        finally:
+            os.close(fd)
+
+    # -- status ------------------------------------------------------------------------
+    @property
+    def pid(self) -> int:
+        return int(self.doc.get("pid") or 0)
+
+    def init_alive(self) -> bool:
+        pid = self.pid
+        if pid <= 0:
+            return False
+        st = proc_stat(pid)
+        if st is None or st[0] in ("Z", "X"):
+            return False
+        return st[1] == self.doc.get("pyoci", {}).get("initStartTime")
+
+    def status(self) -> str:
+        stored = self.doc.get("status", "stopped")
+        if stored == "creating":
+            return "creating" if self.pid <= 0 or self.init_alive() else "stopped"
+        if not self.init_alive():
+            return "stopped"
+        if os.path.exists(self.fifo_path):
+            return "created"
+        return "running"
+
+    def spec_state(self, status: str | None = None) -> dict[str, Any]:
+        """The runtime-spec state document (runtime.md "State"), status derived now."""
+        status = status or self.status()
+        out: dict[str, Any] = {
+            "ociVersion": self.doc["ociVersion"],
+            "id": self.id,
+            "status": status,
+            "pid": self.pid if status in ("created", "running", "paused", "creating") else 0,
+            "bundle": self.doc["bundle"],
+        }
+        if self.doc.get("annotations"):
+            out["annotations"] = self.doc["annotations"]
+        return out
+
+    def cli_state(self) -> dict[str, Any]:
+        """What `state` prints: the spec document plus runc's rootfs/created/owner."""
+        out = self.spec_state()
+        out.update({"rootfs": self.doc.get("rootfs", ""), "created": self.doc.get("created", ""),
+                    "owner": self.doc.get("owner", "")})
+        return out
+
+
+def list_containers(root: str) -> list[Container]:
+    try:
+        names = sorted(os.listdir(root))
+    except FileNotFoundError:
+        return []
+    out = []
+    for name in names:
+        try:
+            out.append(Container(root, name).load())
+        except (PyociError, ValueError):
+            continue
+    return out

@@ -1,0 +1,164 @@
+"""The single thin syscall layer: everything pyoci does through ctypes lives here.
+
+Each wrapper raises ``OSError`` with errno set, so callers above can name the step that
+failed and the reason ("mount /proc onto rootfs/proc: permission denied"). Constants come
+from <linux/sched.h>, <sys/mount.h> and <linux/prctl.h> (x86_64 and aarch64 agree on these).
+Unit tests replace this module's functions with a fake; integration tests use it as is.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import fcntl
+import os
+import platform
+import socket
+import struct
+
+# --- clone/unshare namespace flags (<linux/sched.h>) -------------------------------------
+CLONE_NEWTIME = 0x00000080
+CLONE_NEWNS = 0x00020000
+CLONE_NEWCGROUP = 0x02000000
+CLONE_NEWUTS = 0x04000000
+CLONE_NEWIPC = 0x08000000
+CLONE_NEWUSER = 0x10000000
+CLONE_NEWPID = 0x20000000
+CLONE_NEWNET = 0x40000000
+
+# --- mount flags (<sys/mount.h>) ---------------------------------------------------------
+MS_RDONLY = 1
+MS_NOSUID = 2
+MS_NODEV = 4
+MS_NOEXEC = 8
+MS_SYNCHRONOUS = 16
+MS_REMOUNT = 32
+MS_MANDLOCK = 64
+MS_DIRSYNC = 128
+MS_NOSYMFOLLOW = 256
+MS_NOATIME = 1024
+MS_NODIRATIME = 2048
+MS_BIND = 4096
+MS_MOVE = 8192
+MS_REC = 16384
+MS_SILENT = 32768
+MS_UNBINDABLE = 1 << 17
+MS_PRIVATE = 1 << 18
+MS_SLAVE = 1 << 19
+MS_SHARED = 1 << 20
+MS_RELATIME = 1 << 21
+MS_I_VERSION = 1 << 23
+MS_STRICTATIME = 1 << 24
+MS_LAZYTIME = 1 << 25
+MNT_DETACH = 2
+PROPAGATION_FLAGS = MS_SHARED | MS_SLAVE | MS_PRIVATE | MS_UNBINDABLE
+
+# --- prctl (<linux/prctl.h>) -------------------------------------------------------------
+PR_SET_PDEATHSIG = 1
+PR_SET_NAME = 15
+PR_CAPBSET_DROP = 24
+PR_SET_NO_NEW_PRIVS = 38
+PR_SET_CHILD_SUBREAPER = 36
+
+_SYS_NUMBERS = {
+    # name: (x86_64, aarch64)
+    "pivot_root": (155, 41),
+    "keyctl": (250, 219),
+}
+KEYCTL_JOIN_SESSION_KEYRING = 1
+
+_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+_libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong,
+                        ctypes.c_char_p]
+_libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
+_libc.unshare.argtypes = [ctypes.c_int]
+_libc.setns.argtypes = [ctypes.c_int, ctypes.c_int]
+_libc.setdomainname.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
+_libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong,
+                        ctypes.c_ulong]
+_libc.syscall.restype = ctypes.c_long
+
+
+def _check(result: int, what: str) -> int:
+    if result < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err), what)
+    return result
+
+
+def _enc(value: str | None) -> bytes | None:
+    return None if value is None else os.fsencode(value)
+
+
+def _sysno(name: str) -> int:
+    machine = platform.machine()
+    index = {"x86_64": 0, "aarch64": 1}.get(machine)
+    if index is None:
+        raise OSError(38, f"{name}: unsupported architecture {machine}")
+    return _SYS_NUMBERS[name][index]
+
+
+def mount(source: str | None, target: str, fstype: str | None, flags: int,
+          data: str | None = None) -> None:
+    _check(_libc.mount(_enc(source), _enc(target), _enc(fstype), flags, _enc(data)), target)
+
+
+def umount2(target: str, flags: int = 0) -> None:
+    _check(_libc.umount2(_enc(target), flags), target)
+
+
+def pivot_root(new_root: str, put_old: str) -> None:
+    _check(_libc.syscall(_sysno("pivot_root"), _enc(new_root), _enc(put_old)), new_root)
+
+
+def unshare(flags: int) -> None:
+    _check(_libc.unshare(flags), "unshare")
+
+
+def setns(fd: int, nstype: int = 0) -> None:
+    _check(_libc.setns(fd, nstype), "setns")
+
+
+def sethostname(name: str) -> None:
+    socket.sethostname(name)
+
+
+def setdomainname(name: str) -> None:
+    raw = name.encode()
+    _check(_libc.setdomainname(raw, len(raw)), "setdomainname")
+
+
+def prctl(option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 0) -> int:
+    return _check(_libc.prctl(option, arg2, arg3, arg4, arg5), "prctl")
+
+
+def set_no_new_privs() -> None:
+    prctl(PR_SET_NO_NEW_PRIVS, 1)
+
+
+def set_child_subreaper() -> None:
+    prctl(PR_SET_CHILD_SUBREAPER, 1)
+
+
+def set_parent_death_signal(sig: int) -> None:
+    prctl(PR_SET_PDEATHSIG, sig)
+
+
+def join_session_keyring(name: str | None = None) -> None:
+    """keyctl(KEYCTL_JOIN_SESSION_KEYRING): a fresh session keyring, as runc gives each
+    container unless --no-new-keyring, so containers do not share the caller's keys."""
+    _check(_libc.syscall(_sysno("keyctl"), KEYCTL_JOIN_SESSION_KEYRING, _enc(name)), "keyctl")
+
+
+_SIOCGIFFLAGS = 0x8913
+_SIOCSIFFLAGS = 0x8914
+_IFF_UP = 0x1
+
+
+def set_link_up(ifname: str) -> None:
+    """Bring an interface up with SIOCSIFFLAGS: enough for loopback, no netlink needed."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        req = struct.pack("16sH22x", ifname.encode(), 0)
+        flags = struct.unpack("16sH22x", fcntl.ioctl(sock.fileno(), _SIOCGIFFLAGS, req))[1]
+        fcntl.ioctl(sock.fileno(), _SIOCSIFFLAGS,
+                    struct.pack("16sH22x", ifname.encode(), flags | _IFF_UP))
