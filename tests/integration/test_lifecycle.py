@@ -1,0 +1,266 @@
+"""The lifecycle through every command (runtime.md "Lifecycle", "Operations"), with
+runc's flags and exit codes, and the forbidden transitions as errors with no effect."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import Bundle, Runtime, assert_nothing_left, base_config
+
+pytestmark = pytest.mark.integration
+
+
+def _sleeper(bundle: Bundle, host_dir: Path | None = None, args: list[str] | None = None
+             ) -> Bundle:
+    cfg = base_config(args=args or ["sleep", "300"])
+    if host_dir is not None:
+        cfg["mounts"].append({"destination": "/shared", "type": "bind",
+                              "source": str(host_dir), "options": ["rbind"]})
+    return bundle.write(cfg)
+
+
+def _wait_status(runtime: Runtime, cid: str, status: str, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if runtime.state(cid)["status"] == status:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"{cid} never became {status}: {runtime.state(cid)}")
+
+
+def test_create_start_kill_delete(runtime: Runtime, bundle: Bundle, host_dir: Path) -> None:
+    _sleeper(bundle, host_dir, ["sh", "-c", "touch /shared/started; exec sleep 300"])
+    pid_file = bundle.path / "init.pid"
+    runtime("create", "--bundle", str(bundle.path), "--pid-file", str(pid_file), "c1",
+            check=True)
+    st = runtime.state("c1")
+    assert st["status"] == "created"
+    assert st["id"] == "c1" and st["bundle"] == str(bundle.path)
+    assert st["ociVersion"] == "1.3.0"
+    assert int(pid_file.read_text()) == st["pid"] > 0
+    # runtime.md: create MUST NOT run the user-specified program.
+    time.sleep(0.2)
+    assert not (host_dir / "started").exists()
+
+    runtime("start", "c1", check=True)
+    assert (host_dir / "started").exists(), "start returned before the program ran"
+    assert runtime.state("c1")["status"] == "running"
+
+    runtime("kill", "c1", "KILL", check=True)
+    _wait_status(runtime, "c1", "stopped")
+    assert runtime.state("c1")["pid"] == 0
+    runtime("delete", "c1", check=True)
+    assert_nothing_left(runtime, "c1", bundle)
+
+
+def test_start_returns_after_exec(runtime: Runtime, bundle: Bundle, host_dir: Path) -> None:
+    """start returns once the program is exec'd: its /proc/<pid>/exe is busybox, not
+    python."""
+    _sleeper(bundle)
+    runtime("create", "-b", str(bundle.path), "c1", check=True)
+    pid = runtime.state("c1")["pid"]
+    assert "python" in os.readlink(f"/proc/{pid}/exe")
+    runtime("start", "c1", check=True)
+    assert os.readlink(f"/proc/{pid}/exe").endswith("/busybox")
+
+
+def test_forbidden_transitions_have_no_effect(runtime: Runtime, bundle: Bundle) -> None:
+    _sleeper(bundle)
+    runtime("create", "-b", str(bundle.path), "c1", check=True)
+    pid = runtime.state("c1")["pid"]
+
+    # delete of a created (not stopped) container: an error, container untouched.
+    res = runtime("delete", "c1")
+    assert res.returncode == 1 and "not stopped" in res.stderr
+    assert runtime.state("c1")["status"] == "created"
+
+    runtime("start", "c1", check=True)
+    res = runtime("start", "c1")
+    assert res.returncode == 1 and "running" in res.stderr
+    res = runtime("delete", "c1")
+    assert res.returncode == 1
+    assert runtime.state("c1") == runtime.state("c1") | {"status": "running", "pid": pid}
+
+    runtime("kill", "c1", "9", check=True)
+    _wait_status(runtime, "c1", "stopped")
+    res = runtime("kill", "c1", "TERM")
+    assert res.returncode == 1 and "stopped" in res.stderr
+    res = runtime("start", "c1")
+    assert res.returncode == 1
+    runtime("delete", "c1", check=True)
+    res = runtime("state", "c1")
+    assert res.returncode == 1 and "does not exist" in res.stderr
+
+
+def test_duplicate_id_refused(runtime: Runtime, bundle: Bundle) -> None:
+    _sleeper(bundle)
+    runtime("create", "-b", str(bundle.path), "dup", check=True)
+    before = runtime.state("dup")
+    res = runtime("create", "-b", str(bundle.path), "dup")
+    assert res.returncode == 1 and "already exists" in res.stderr
+    assert runtime.state("dup") == before
+
+
+@pytest.mark.parametrize("cid", ["../escape", "a/b", "..", ".", "bad id", "x;y"])
+def test_invalid_ids_refused(runtime: Runtime, bundle: Bundle, cid: str) -> None:
+    res = runtime("create", "-b", str(bundle.path), cid)
+    assert res.returncode == 1 and "invalid container id" in res.stderr
+    assert not runtime.root.exists() or os.listdir(runtime.root) == []
+
+
+@pytest.mark.parametrize("signame", ["SIGUSR1", "USR1", "10", "usr1"])
+def test_kill_signal_forms(runtime: Runtime, bundle: Bundle, host_dir: Path,
+                           signame: str) -> None:
+    script = "trap 'echo got > /shared/usr1; exit 0' USR1; while :; do sleep 0.05; done"
+    _sleeper(bundle, host_dir, ["sh", "-c", script])
+    # A shell that is PID 1 only gets signals it traps; it is, here.
+    runtime("run", "-d", "-b", str(bundle.path), "k1", check=True)
+    time.sleep(0.3)
+    runtime("kill", "k1", signame, check=True)
+    _wait_status(runtime, "k1", "stopped")
+    assert (host_dir / "usr1").read_text() == "got\n"
+
+
+def test_kill_default_is_sigterm(runtime: Runtime, bundle: Bundle, host_dir: Path) -> None:
+    script = "trap 'echo term > /shared/sig; exit 0' TERM; while :; do sleep 0.05; done"
+    _sleeper(bundle, host_dir, ["sh", "-c", script])
+    runtime("run", "-d", "-b", str(bundle.path), "k2", check=True)
+    time.sleep(0.3)
+    runtime("kill", "k2", check=True)
+    _wait_status(runtime, "k2", "stopped")
+    assert (host_dir / "sig").read_text() == "term\n"
+
+
+def test_kill_invalid_signal(runtime: Runtime, bundle: Bundle) -> None:
+    _sleeper(bundle)
+    runtime("create", "-b", str(bundle.path), "k3", check=True)
+    res = runtime("kill", "k3", "NOTASIGNAL")
+    assert res.returncode == 1 and "invalid signal" in res.stderr
+    assert runtime.state("k3")["status"] == "created"
+
+
+def test_kill_all_reaches_every_process(runtime: Runtime, bundle: Bundle) -> None:
+    _sleeper(bundle, args=["sh", "-c", "sleep 300 & sleep 300 & wait"])
+    runtime("run", "-d", "-b", str(bundle.path), "k4", check=True)
+    time.sleep(0.3)
+    runtime("kill", "--all", "k4", "KILL", check=True)
+    _wait_status(runtime, "k4", "stopped")
+    runtime("delete", "k4", check=True)
+    assert_nothing_left(runtime, "k4", bundle)
+
+
+def test_delete_force_running(runtime: Runtime, bundle: Bundle) -> None:
+    _sleeper(bundle)
+    runtime("run", "--detach", "-b", str(bundle.path), "f1", check=True)
+    assert runtime.state("f1")["status"] == "running"
+    runtime("delete", "--force", "f1", check=True)
+    assert_nothing_left(runtime, "f1", bundle)
+
+
+def test_delete_force_created(runtime: Runtime, bundle: Bundle) -> None:
+    _sleeper(bundle)
+    runtime("create", "-b", str(bundle.path), "f2", check=True)
+    runtime("delete", "-f", "f2", check=True)
+    assert_nothing_left(runtime, "f2", bundle)
+
+
+@pytest.mark.parametrize(("script", "expected"), [
+    ("exit 0", 0), ("exit 3", 3), ("kill -9 $$", 137), ("kill -TERM $$; sleep 1", 143),
+])
+def test_run_exit_status(runtime: Runtime, bundle: Bundle, script: str, expected: int) -> None:
+    # PID 1 ignores signals it has no handler for, so signal tests run in a host pid ns
+    # child: the shell runs as a child of a PID-1 `sh -c` wrapper.
+    bundle.write(base_config(args=["sh", "-c", f"sh -c '{script}'; exit $?"]))
+    res = runtime("run", "-b", str(bundle.path), "r1")
+    assert res.returncode == expected, res.stderr
+    assert_nothing_left(runtime, "r1", bundle)
+
+
+def test_run_passes_stdio(runtime: Runtime, bundle: Bundle) -> None:
+    bundle.write(base_config(args=["sh", "-c", "read line; echo got:$line; echo err >&2"]))
+    res = runtime("run", "-b", str(bundle.path), "r2", input="hello\n")
+    assert res.returncode == 0, res.stderr
+    assert res.stdout == "got:hello\n"
+    assert res.stderr == "err\n"
+
+
+def test_run_killed_by_signal_from_outside(runtime: Runtime, bundle: Bundle) -> None:
+    bundle.write(base_config(args=["sleep", "300"]))
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "pyoci", "--root", str(runtime.root),
+                             "run", "-b", str(bundle.path), "r3"])
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and (not (runtime.root / "r3").exists()
+                                           or runtime.state("r3")["status"] != "running"):
+        time.sleep(0.05)
+    runtime("kill", "r3", "KILL", check=True)
+    assert proc.wait(timeout=20) == 137
+    assert_nothing_left(runtime, "r3", bundle)
+
+
+def test_list_formats(runtime: Runtime, bundle: Bundle) -> None:
+    _sleeper(bundle)
+    runtime("create", "-b", str(bundle.path), "l1", check=True)
+    assert runtime.ids() == ["l1"]
+    table = runtime("list", check=True).stdout.splitlines()
+    assert table[0].split() == ["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"]
+    assert table[1].split()[:3] == ["l1", str(runtime.state("l1")["pid"]), "created"]
+    doc = json.loads(runtime("list", "--format", "json", check=True).stdout)
+    assert [(d["id"], d["status"]) for d in doc] == [("l1", "created")]
+
+
+def test_state_annotations_round_trip(runtime: Runtime, bundle: Bundle) -> None:
+    cfg = base_config(args=["sleep", "300"])
+    cfg["annotations"] = {"org.example.key": "value"}
+    bundle.write(cfg)
+    runtime("create", "-b", str(bundle.path), "a1", check=True)
+    assert runtime.state("a1")["annotations"] == {"org.example.key": "value"}
+
+
+def test_status_stopped_when_pid_reused(runtime: Runtime, bundle: Bundle) -> None:
+    """A recorded pid now used by another process must not read as running: the start
+    time in /proc/<pid>/stat is compared."""
+    _sleeper(bundle)
+    runtime("run", "-d", "-b", str(bundle.path), "p1", check=True)
+    state_file = runtime.root / "p1" / "state.json"
+    doc = json.loads(state_file.read_text())
+    runtime("kill", "p1", "KILL", check=True)
+    _wait_status(runtime, "p1", "stopped")
+    doc["pid"] = os.getpid()  # alive, but not the container's init
+    state_file.write_text(json.dumps(doc))
+    assert runtime.state("p1")["status"] == "stopped"
+
+
+def test_spec_writes_valid_config(runtime: Runtime, tmp_path: Path) -> None:
+    for flags, name in (((), "default"), (("--rootless",), "rootless")):
+        out = tmp_path / name
+        out.mkdir()
+        (out / "rootfs").mkdir()
+        runtime("spec", "--bundle", str(out), *flags, check=True)
+        runtime("validate", "--bundle", str(out), check=True)
+        res = runtime("spec", "--bundle", str(out))
+        assert res.returncode == 1 and "already exists" in res.stderr
+
+
+def test_log_file_json_lines(runtime: Runtime, tmp_path: Path) -> None:
+    log = tmp_path / "log.json"
+    res = runtime("state", "missing", global_args=("--log", str(log), "--log-format", "json"))
+    assert res.returncode == 1
+    assert 'container "missing" does not exist' in res.stderr
+    entry = json.loads(log.read_text().splitlines()[-1])
+    assert entry["level"] == "error" and "does not exist" in entry["msg"]
+    assert entry["time"].endswith("Z")
+
+
+def test_usage_error_exits_1(runtime: Runtime) -> None:
+    res = runtime("kill")
+    assert res.returncode == 1
+    res = runtime("no-such-command")
+    assert res.returncode == 1
