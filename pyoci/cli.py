@@ -188,4 +188,9 @@ def run_cli(argv: list[str]) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except OSError as exc:
+        # Should have been turned into a PyociError closer to its cause; still one line.
+        where = f" ({exc.filename})" if exc.filename else ""
+        log.error(f"{exc.strerror or exc}{where}")
+        return 1
     return result if isinstance(result, int) else 0

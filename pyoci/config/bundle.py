@@ -40,10 +40,15 @@ def read_config(bundle: str) -> dict[str, Any]:
 
 def validate_document(doc: dict[str, Any], bundle: str | None,
                       need_process: bool = True) -> None:
-    """Raise ConfigError listing every schema problem, else every semantic problem."""
+    """Raise ConfigError listing every problem: the schema's, then the semantic checks'
+    (those are skipped where the schema already found the document malformed)."""
     problems = schema_problems(doc, "config")
-    if not problems:
-        problems = semantic_problems(doc, bundle, need_process)
+    try:
+        extra = semantic_problems(doc, bundle, need_process)
+    except (TypeError, AttributeError, KeyError, ValueError):
+        extra = []  # a shape the schema already reported
+    seen = {path for path, _ in problems}
+    problems += [p for p in extra if p[0] not in seen]
     if problems:
         raise ConfigError(problems)
 

@@ -90,6 +90,8 @@ def _explain(err: ValidationError) -> tuple[str, str]:
         return path, f"expected at least {expected} item(s), found {len(inst)}"
     if v == "minLength":
         return path, f"expected a string of at least {expected} character(s), found {_found(inst)}"
+    if v == "pattern" and expected == "^/":
+        return path, f"expected an absolute path, found {_found(inst)}"
     if v == "pattern":
         return path, f"expected a string matching {expected}, found {_found(inst)}"
     if v == "uniqueItems":

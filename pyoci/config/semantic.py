@@ -72,9 +72,6 @@ def semantic_problems(doc: dict[str, Any], bundle: str | None,
                 problems.append((f"process.rlimits[{i}]",
                                  f"soft limit {rl['soft']} exceeds hard limit {rl['hard']}"))
 
-    for i, m in enumerate(doc.get("mounts") or []):
-        _abs(problems, f"mounts[{i}].destination", m.get("destination"), "mount destination")
-
     for kind, hooks in (doc.get("hooks") or {}).items():
         for i, hook in enumerate(hooks or []):
             _abs(problems, f"hooks.{kind}[{i}].path", hook.get("path"), "hook path")

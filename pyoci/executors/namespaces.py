@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 from pyoci import syscalls as sc
 from pyoci.config.model import IDMapping, Linux
+from pyoci.errors import PyociError, describe_oserror
 
 NS_FLAGS = {
     "pid": sc.CLONE_NEWPID, "network": sc.CLONE_NEWNET, "mount": sc.CLONE_NEWNS,
@@ -40,7 +41,8 @@ def open_joined(linux: Linux) -> list[tuple[str, int]]:
         except OSError as exc:
             for _, other in opened:
                 os.close(other)
-            raise OSError(exc.errno, exc.strerror, ns.path) from None
+            raise PyociError(f"linux.namespaces: open {nstype} namespace {ns.path}: "
+                             f"{describe_oserror(exc)}") from None
         opened.append((nstype, fd))
     return opened
 

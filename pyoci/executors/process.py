@@ -16,7 +16,8 @@ DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 def set_rlimit(rl: Rlimit) -> None:
-    resource.setrlimit(RLIMITS[rl.type], (rl.soft, rl.hard))
+    # prlimit, not setrlimit: CPython turns setrlimit's EPERM into a ValueError.
+    resource.prlimit(0, RLIMITS[rl.type], (rl.soft, rl.hard))
 
 
 def write_sysctl(key: str, value: str) -> None:

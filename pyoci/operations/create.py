@@ -63,6 +63,11 @@ def _check_supported(spec: Spec, opts: CreateOptions) -> None:
                            ("linux.intelRdt", spec.linux.intel_rdt)):
         if value:
             log.warn(f"{section} is not applied by this build of pyoci yet")
+    for m in spec.mounts:
+        if not m.destination.startswith("/"):
+            # config.md says SHOULD be absolute; runc takes it relative to / and warns.
+            log.warn(f"mount destination {m.destination!r} is not absolute; "
+                     f"using /{m.destination}")
     if spec.linux.net_devices:
         raise PyociError("linux.netDevices: moving network devices is not supported by this "
                          "build of pyoci yet")

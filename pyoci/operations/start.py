@@ -72,5 +72,5 @@ def start(root: str, cid: str) -> Container:
         from pyoci.config.loader import load_hook
         from pyoci.executors.hooks import run_hooks_warn
 
-        run_hooks_warn("poststart", [load_hook(h) for h in hooks], c.spec_state())
+        run_hooks_warn("poststart", [load_hook(h) for h in hooks], c.spec_state("running"))
     return c
