@@ -24,7 +24,7 @@ import attrs
 from pyoci import syscalls as sc
 from pyoci.config.model import Spec
 from pyoci.errors import describe_oserror
-from pyoci.executors import devices, mounts, namespaces, process
+from pyoci.executors import capabilities, devices, mounts, namespaces, process
 from pyoci.executors.hooks import HookError, run_hooks
 from pyoci.executors.paths import ensure_dir
 from pyoci.sync import Channel
@@ -180,9 +180,16 @@ def _setup_and_exec(ctx: InitContext) -> None:
             process.set_rlimit(rl)
 
     env = process.build_env(proc)
+    caps = proc.capabilities
+    if caps is not None:
+        with step(chan, "apply the capability bounding set"):
+            capabilities.apply_bounding(caps)
     with step(chan, "set user"):
         setgroups = _setgroups_allowed()
         process.switch_user(proc.user, setgroups)
+    if caps is not None:
+        with step(chan, "set capabilities"):
+            capabilities.apply_sets(caps)
     os.umask(0o022 if proc.user.umask is None else proc.user.umask)
     with step(chan, f"change to cwd {proc.cwd}"):
         os.chdir(proc.cwd)

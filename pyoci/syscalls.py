@@ -162,3 +162,48 @@ def set_link_up(ifname: str) -> None:
         flags = struct.unpack("16sH22x", fcntl.ioctl(sock.fileno(), _SIOCGIFFLAGS, req))[1]
         fcntl.ioctl(sock.fileno(), _SIOCSIFFLAGS,
                     struct.pack("16sH22x", ifname.encode(), flags | _IFF_UP))
+
+
+# --- capabilities (<linux/capability.h>, <linux/prctl.h>) --------------------------------
+_LINUX_CAPABILITY_VERSION_3 = 0x20080522
+PR_SET_KEEPCAPS = 8
+PR_CAP_AMBIENT = 47
+PR_CAP_AMBIENT_RAISE = 2
+PR_CAP_AMBIENT_CLEAR_ALL = 4
+
+
+class _CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
+                ("inheritable", ctypes.c_uint32)]
+
+
+def capset(effective: int, permitted: int, inheritable: int) -> None:
+    """Set the calling thread's three capability sets from 64-bit masks."""
+    header = _CapHeader(_LINUX_CAPABILITY_VERSION_3, 0)
+    data = (_CapData * 2)()
+    for i in range(2):
+        shift = 32 * i
+        data[i].effective = (effective >> shift) & 0xFFFFFFFF
+        data[i].permitted = (permitted >> shift) & 0xFFFFFFFF
+        data[i].inheritable = (inheritable >> shift) & 0xFFFFFFFF
+    _check(_libc.capset(ctypes.byref(header), data), "capset")
+
+
+def capbset_drop(cap: int) -> None:
+    prctl(PR_CAPBSET_DROP, cap)
+
+
+def set_keepcaps(keep: bool) -> None:
+    prctl(PR_SET_KEEPCAPS, int(keep))
+
+
+def ambient_raise(cap: int) -> None:
+    prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap)
+
+
+def ambient_clear() -> None:
+    prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL)

@@ -58,6 +58,13 @@ def semantic_problems(doc: dict[str, Any], bundle: str | None,
         if not process.get("args"):
             problems.append(("process.args", "must name at least the program to run"))
         _abs(problems, "process.cwd", process.get("cwd"), "cwd")
+        from pyoci.executors.capabilities import CAP_NUMBERS
+
+        for kind, names in (process.get("capabilities") or {}).items():
+            for i, name in enumerate(names or [] if isinstance(names, list) else []):
+                if name not in CAP_NUMBERS:
+                    problems.append((f"process.capabilities.{kind}[{i}]",
+                                     f"unknown capability {name!r}"))
         seen_rlimits: set[str] = set()
         for i, rl in enumerate(process.get("rlimits") or []):
             kind = rl.get("type")

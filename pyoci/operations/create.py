@@ -63,6 +63,14 @@ def _check_supported(spec: Spec, opts: CreateOptions) -> None:
                            ("linux.intelRdt", spec.linux.intel_rdt)):
         if value:
             log.warn(f"{section} is not applied by this build of pyoci yet")
+    if spec.process.capabilities is not None:
+        from pyoci.executors.capabilities import ungrantable_ambient, unknown_to_kernel
+
+        for name in unknown_to_kernel(spec.process.capabilities):
+            log.warn(f"process.capabilities: {name} is not known to this kernel; skipped")
+        for name in ungrantable_ambient(spec.process.capabilities):
+            log.warn(f"process.capabilities.ambient: {name} is not both permitted and "
+                     "inheritable, so the kernel cannot raise it; skipped")
     for m in spec.mounts:
         if not m.destination.startswith("/"):
             # config.md says SHOULD be absolute; runc takes it relative to / and warns.

@@ -24,7 +24,7 @@ def default_spec(rootless: bool = False) -> dict[str, Any]:
                     "TERM=xterm"],
             "cwd": "/",
             "capabilities": {k: list(_CAPS) for k in
-                             ("bounding", "effective", "permitted", "ambient")},
+                             ("bounding", "effective", "permitted")},
             "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}],
             "noNewPrivileges": True,
         },
