@@ -149,27 +149,56 @@ def _host_cgroup_mounts() -> list[tuple[str, str, str]]:
     return out
 
 
+def _own_cgroups() -> dict[str, str]:
+    """/proc/self/cgroup as {controller list ("memory", "name=systemd", "" for v2): path}."""
+    out = {}
+    with open("/proc/self/cgroup") as f:
+        for line in f:
+            _, controllers, path = line.rstrip("\n").split(":", 2)
+            out[controllers] = path
+    return out
+
+
+def _mount_hierarchy(sub: str, fstype: str, data: str | None, flags: int,
+                     host_dir: str) -> None:
+    """A fresh cgroup mount shows the container's cgroup namespace; in a user namespace
+    without one the kernel refuses it, and the container gets a bind of its own cgroup
+    directory instead (what runc does)."""
+    try:
+        sc.mount(fstype, sub, fstype, flags, data)
+    except PermissionError:
+        sc.mount(host_dir, sub, "bind", sc.MS_BIND | sc.MS_REC)
+        if flags:
+            sc.mount(host_dir, sub, "bind", sc.MS_BIND | sc.MS_REMOUNT | sc.MS_REC | flags
+                     | existing_flags(sub))
+
+
 def _mount_cgroup(rootfs: str, destination: str, opts: ParsedOptions) -> None:
     """A `cgroup` mount: cgroup2 where the host is unified; on a v1 or hybrid host, a
     tmpfs holding one mount per host hierarchy (controllers named as on the host)."""
     dest = ensure_dir(rootfs, destination)
-    flags = opts.flags & ~sc.MS_RDONLY
     hierarchies = _host_cgroup_mounts()
+    own = _own_cgroups()
     if any(mp == "/sys/fs/cgroup" and t == "cgroup2" for mp, t, _ in hierarchies):
-        sc.mount("cgroup2", dest, "cgroup2", opts.flags)
+        _mount_hierarchy(dest, "cgroup2", None, opts.flags,
+                         "/sys/fs/cgroup" + own.get("", "/"))
         return
-    sc.mount("tmpfs", dest, "tmpfs", flags, "mode=755")
+    sc.mount("tmpfs", dest, "tmpfs", opts.flags & ~sc.MS_RDONLY, "mode=755")
     for mp, fstype, superopts in hierarchies:
         if not mp.startswith("/sys/fs/cgroup/"):
             continue
         sub = os.path.join(dest, os.path.basename(mp))
         os.makedirs(sub, exist_ok=True)
         if fstype == "cgroup2":
-            sc.mount("cgroup2", sub, "cgroup2", opts.flags)
-        else:
-            controllers = ",".join(o for o in superopts.split(",")
-                                   if o not in ("rw", "ro") and not o.startswith("release_"))
-            sc.mount("cgroup", sub, "cgroup", opts.flags, controllers)
+            _mount_hierarchy(sub, "cgroup2", None, opts.flags, mp + own.get("", "/"))
+            continue
+        controllers = [o for o in superopts.split(",")
+                       if o not in ("rw", "ro") and not o.startswith("release_")
+                       and o not in ("noprefix", "clone_children", "xattr", "cpuset_v2_mode")
+                       ] or superopts.split(",")
+        key = next((k for k in own if set(k.split(",")) == set(controllers)), None)
+        _mount_hierarchy(sub, "cgroup", ",".join(controllers), opts.flags,
+                         mp + (own.get(key, "/") if key is not None else "/"))
     if opts.flags & sc.MS_RDONLY:
         sc.mount("tmpfs", dest, "tmpfs", sc.MS_REMOUNT | opts.flags, "mode=755")
 
