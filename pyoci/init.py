@@ -22,7 +22,7 @@ from typing import NoReturn
 import attrs
 
 from pyoci import syscalls as sc
-from pyoci.config.model import Spec
+from pyoci.config.model import Capabilities, Spec
 from pyoci.errors import describe_oserror
 from pyoci.executors import capabilities, devices, mounts, namespaces, process
 from pyoci.executors.hooks import HookError, run_hooks
@@ -40,6 +40,7 @@ class InitContext:
     fifo_name: str
     joined: list[tuple[str, int]]
     chan: Channel
+    caller_umask: int = 0o022
     no_pivot: bool = False
     no_new_keyring: bool = False
     preserve_fds: int = 0
@@ -110,7 +111,6 @@ def container_init(ctx: InitContext) -> NoReturn:
 
 def _setup_and_exec(ctx: InitContext) -> None:
     spec, chan, rootfs = ctx.spec, ctx.chan, ctx.rootfs
-    assert spec.process is not None
     proc, linux = spec.process, spec.linux
     chan.expect("go")
 
@@ -136,13 +136,14 @@ def _setup_and_exec(ctx: InitContext) -> None:
             mounts.mount_entry(rootfs, ctx.bundle, m)
     if not _dev_is_bound(spec):
         with step(chan, "create default devices in /dev"):
-            devices.create_default_devices(rootfs, proc.terminal)
+            devices.create_default_devices(rootfs, proc is not None and proc.terminal)
     for dev in linux.devices:
         with step(chan, f"create device {dev.path}"):
             devices.create_device(rootfs, dev)
-    with step(chan, f"create cwd {proc.cwd}"):
-        ensure_dir(rootfs, proc.cwd)
-    if proc.oom_score_adj is not None:
+    if proc is not None:
+        with step(chan, f"create cwd {proc.cwd}"):
+            ensure_dir(rootfs, proc.cwd)
+    if proc is not None and proc.oom_score_adj is not None:
         with step(chan, "set oom_score_adj"):
             process.set_oom_score_adj(proc.oom_score_adj)
     if linux.namespace("network") is not None and not linux.namespace("network").path:
@@ -151,12 +152,20 @@ def _setup_and_exec(ctx: InitContext) -> None:
 
     # The runtime runs prestart and createRuntime hooks now, in its own namespaces.
     chan.send("hooks")
-    state = chan.expect("hooks-done")["state"]
+    # Hooks run in the container's namespaces see the pid as the container sees it.
+    state = chan.expect("hooks-done")["state"] | {"pid": os.getpid()}
     with step(chan, "createContainer hooks"):
         run_hooks("createContainer", spec.hooks.create_container, state)
 
     with step(chan, "pivot_root into rootfs" if not ctx.no_pivot else "move rootfs to /"):
         (mounts.move_into if ctx.no_pivot else mounts.pivot_into)(rootfs)
+    if linux.rootfs_propagation:
+        with step(chan, f"set rootfs propagation of / ({linux.rootfs_propagation})"):
+            mounts.finish_root(linux.rootfs_propagation)
+    # Before masked and read-only paths: those may make /proc/sys read-only.
+    for key, value in linux.sysctl.items():
+        with step(chan, f"set sysctl {key}={value}"):
+            process.write_sysctl(key, value)
     for path in linux.masked_paths:
         with step(chan, f"mask {path}"):
             mounts.mask_path(path)
@@ -169,28 +178,28 @@ def _setup_and_exec(ctx: InitContext) -> None:
     if spec.domainname is not None:
         with step(chan, "set domainname"):
             process.set_domainname(spec.domainname)
-    for key, value in linux.sysctl.items():
-        with step(chan, f"set sysctl {key}={value}"):
-            process.write_sysctl(key, value)
     if spec.root is not None and spec.root.readonly:
         with step(chan, "remount rootfs read-only"):
             mounts.readonly_root()
+    if proc is None:
+        # runtime.md: create works without a process; start then MUST fail.
+        _ready_then_fail(ctx, state, "process was not set in config.json; nothing to start")
     for rl in proc.rlimits:
         with step(chan, f"set rlimit {rl.type}"):
             process.set_rlimit(rl)
 
     env = process.build_env(proc)
-    caps = proc.capabilities
-    if caps is not None:
-        with step(chan, "apply the capability bounding set"):
-            capabilities.apply_bounding(caps)
+    # Without process.capabilities the process gets none (as runc does), not ours.
+    caps = proc.capabilities or Capabilities()
+    with step(chan, "apply the capability bounding set"):
+        capabilities.apply_bounding(caps)
     with step(chan, "set user"):
         setgroups = _setgroups_allowed()
         process.switch_user(proc.user, setgroups)
-    if caps is not None:
-        with step(chan, "set capabilities"):
-            capabilities.apply_sets(caps)
-    os.umask(0o022 if proc.user.umask is None else proc.user.umask)
+    with step(chan, "set capabilities"):
+        capabilities.apply_sets(caps)
+    # config.md: without process.user.umask, the caller's umask is kept.
+    os.umask(ctx.caller_umask if proc.user.umask is None else proc.user.umask)
     with step(chan, f"change to cwd {proc.cwd}"):
         os.chdir(proc.cwd)
     if proc.no_new_privileges:
@@ -211,6 +220,15 @@ def _setup_and_exec(ctx: InitContext) -> None:
         reason = str(exc) if isinstance(exc, HookError) else f"exec {path}: {describe_oserror(exc)}"
         os.write(fifo, reason.encode())
         sys.stderr.flush()
+    os._exit(1)
+
+
+def _ready_then_fail(ctx: InitContext, state: dict, reason: str) -> NoReturn:
+    """Be a created container whose start can only fail, with ``reason``."""
+    ctx.chan.send("ready")
+    ctx.chan.close()
+    fifo = os.open(ctx.fifo_name, os.O_WRONLY | os.O_CLOEXEC, dir_fd=ctx.state_dirfd)
+    os.write(fifo, reason.encode())
     os._exit(1)
 
 

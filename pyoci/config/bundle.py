@@ -38,13 +38,12 @@ def read_config(bundle: str) -> dict[str, Any]:
     return doc
 
 
-def validate_document(doc: dict[str, Any], bundle: str | None,
-                      need_process: bool = True) -> None:
+def validate_document(doc: dict[str, Any], bundle: str | None) -> None:
     """Raise ConfigError listing every problem: the schema's, then the semantic checks'
     (those are skipped where the schema already found the document malformed)."""
     problems = schema_problems(doc, "config")
     try:
-        extra = semantic_problems(doc, bundle, need_process)
+        extra = semantic_problems(doc, bundle)
     except (TypeError, AttributeError, KeyError, ValueError):
         extra = []  # a shape the schema already reported
     seen = {path for path, _ in problems}
@@ -53,11 +52,11 @@ def validate_document(doc: dict[str, Any], bundle: str | None,
         raise ConfigError(problems)
 
 
-def load_bundle(bundle: str, need_process: bool = True) -> tuple[Spec, dict[str, Any]]:
+def load_bundle(bundle: str) -> tuple[Spec, dict[str, Any]]:
     """(frozen Spec, raw document) for a bundle directory, or ConfigError."""
     bundle = os.path.abspath(bundle)
     if not os.path.isdir(bundle):
         raise PyociError(f"bundle {bundle!r} does not exist or is not a directory")
     doc = read_config(bundle)
-    validate_document(doc, bundle, need_process)
+    validate_document(doc, bundle)
     return load_spec(doc), doc

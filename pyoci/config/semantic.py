@@ -32,8 +32,7 @@ def _abs(problems: list[tuple[str, str]], path: str, value: Any, what: str) -> N
         problems.append((path, f"{what} must be an absolute path, found {value!r}"))
 
 
-def semantic_problems(doc: dict[str, Any], bundle: str | None,
-                      need_process: bool = True) -> list[tuple[str, str]]:
+def semantic_problems(doc: dict[str, Any], bundle: str | None) -> list[tuple[str, str]]:
     problems: list[tuple[str, str]] = []
     linux = doc.get("linux") or {}
     namespaces = linux.get("namespaces") or []
@@ -49,12 +48,9 @@ def semantic_problems(doc: dict[str, Any], bundle: str | None,
         if not os.path.isdir(full):
             problems.append(("root.path", f"rootfs {full!r} does not exist or is not a directory"))
 
+    # runtime.md: `process` may be absent at create; start then fails.
     process = doc.get("process")
-    if process is None:
-        if need_process:
-            problems.append(("process", "is required to create a container "
-                             "(runtime.md: the process is run by start)"))
-    else:
+    if process is not None:
         if not process.get("args"):
             problems.append(("process.args", "must name at least the program to run"))
         _abs(problems, "process.cwd", process.get("cwd"), "cwd")

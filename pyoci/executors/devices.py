@@ -27,20 +27,32 @@ DEV_SYMLINKS = (("/proc/self/fd", "/dev/fd"), ("/proc/self/fd/0", "/dev/stdin"),
 _TYPES = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK, "p": stat.S_IFIFO}
 
 
-def create_device(rootfs: str, dev: Device) -> None:
+def create_device(rootfs: str, dev: Device, keep_existing: bool = False) -> None:
+    """mknod ``dev`` inside the rootfs. An existing file at the path is kept if it is that
+    very device; otherwise it is an error (config-linux.md "Devices": a file that does not
+    match the requested device MUST be an error), or kept as is for default devices."""
     path = secure_join(rootfs, dev.path)
     ensure_dir(rootfs, os.path.dirname(dev.path))
-    if os.path.lexists(path):
-        if os.path.isdir(path) and not os.path.islink(path):
-            raise IsADirectoryError(21, "a directory is in the way", dev.path)
-        os.unlink(path)
     mode = (0o666 if dev.file_mode is None else dev.file_mode) & 0o7777
     try:
-        os.mknod(path, mode | _TYPES[dev.type], os.makedev(dev.major, dev.minor))
-    except PermissionError:
-        ensure_file(rootfs, dev.path)
-        sc.mount(dev.path, path, "bind", sc.MS_BIND)
-        return
+        st = os.lstat(path)
+    except FileNotFoundError:
+        st = None
+    if st is not None:
+        if keep_existing:
+            return
+        same = (stat.S_IFMT(st.st_mode) == _TYPES[dev.type]
+                and (dev.type == "p" or st.st_rdev == os.makedev(dev.major, dev.minor)))
+        if not same:
+            raise FileExistsError(17, "a file that is not the requested device is in the way",
+                                  dev.path)
+    else:
+        try:
+            os.mknod(path, mode | _TYPES[dev.type], os.makedev(dev.major, dev.minor))
+        except PermissionError:
+            ensure_file(rootfs, dev.path)
+            sc.mount(dev.path, path, "bind", sc.MS_BIND)
+            return
     # mknod honours the umask; chmod makes the mode exactly what the config says.
     os.chmod(path, mode)
     os.chown(path, dev.uid or 0, dev.gid or 0)
@@ -48,7 +60,7 @@ def create_device(rootfs: str, dev: Device) -> None:
 
 def create_default_devices(rootfs: str, with_console: bool) -> None:
     for dev in DEFAULT_DEVICES:
-        create_device(rootfs, dev)
+        create_device(rootfs, dev, keep_existing=True)
     if with_console:
         ensure_file(rootfs, "/dev/console")
     for target, link in DEV_SYMLINKS:

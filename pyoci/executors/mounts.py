@@ -45,7 +45,7 @@ _PROPAGATION_OPTIONS = {
 UNSUPPORTED_OPTIONS = ("idmap", "ridmap", "rro", "rrw", "rnosuid", "rsuid", "rnodev", "rdev",
                        "rnoexec", "rexec", "rnodiratime", "rdiratime", "rrelatime",
                        "rnorelatime", "rnoatime", "ratime", "rstrictatime", "rnostrictatime",
-                       "rnosymfollow", "rsymfollow", "tmpcopyup")
+                       "rnosymfollow", "rsymfollow")
 MOUNT_OPTIONS = tuple(_FLAG_OPTIONS) + tuple(_PROPAGATION_OPTIONS)
 
 # statvfs f_flag bits -> mount flags: a bind remount must keep them (locked in a userns).
@@ -56,10 +56,11 @@ _ST_TO_MS = ((os.ST_RDONLY, sc.MS_RDONLY), (os.ST_NOSUID, sc.MS_NOSUID),
 
 
 class ParsedOptions:
-    __slots__ = ("flags", "propagation", "data")
+    __slots__ = ("flags", "propagation", "data", "tmpcopyup")
 
     def __init__(self, options: tuple[str, ...]) -> None:
         self.flags = 0
+        self.tmpcopyup = False
         self.propagation: list[int] = []
         data = []
         for opt in options:
@@ -68,8 +69,10 @@ class ParsedOptions:
                 self.flags = (self.flags | set_) & ~clear
             elif opt in _PROPAGATION_OPTIONS:
                 self.propagation.append(_PROPAGATION_OPTIONS[opt])
+            elif opt == "tmpcopyup":
+                self.tmpcopyup = True
             elif opt in UNSUPPORTED_OPTIONS:
-                raise OSError(95, f"mount option {opt!r} is not supported by pyoci yet")
+                raise ValueError(f"mount option {opt!r} is not supported by pyoci yet")
             else:
                 data.append(opt)
         self.data = ",".join(data) or None
@@ -86,24 +89,40 @@ def is_bind(m: Mount) -> bool:
 
 
 def prepare_root(rootfs: str, propagation: str | None) -> None:
-    """Set '/' to the configured propagation (slave by default, so nothing the container
-    mounts reaches the host) and make the rootfs a mount point, as pivot_root needs."""
-    sc.mount(None, "/", None, _PROPAGATION_OPTIONS[propagation or "rslave"])
-    # pivot_root(2) refuses a new root whose parent mount is shared.
-    sc.mount(None, _mount_point_of(os.path.dirname(rootfs)), None, sc.MS_PRIVATE)
+    """Set '/' to the configured propagation (rslave by default, so nothing the container
+    mounts reaches the host) and make the rootfs a mount point, as pivot_root needs.
+
+    'unbindable' is applied after pivot_root instead (see :func:`finish_root`): an
+    unbindable '/' would refuse the bind of the rootfs onto itself."""
+    before = "private" if propagation == "unbindable" else propagation or "rslave"
+    sc.mount(None, "/", None, _PROPAGATION_OPTIONS[before])
+    # pivot_root(2) refuses a new root whose parent mount is shared, and a bind under a
+    # shared parent would propagate back out; a slave parent is left alone so the rootfs
+    # stays a slave of the host ('slave' propagation).
+    parent, tags = _mount_point_of(os.path.dirname(rootfs))
+    if any(t.startswith("shared:") for t in tags):
+        sc.mount(None, parent, None, sc.MS_PRIVATE)
     sc.mount(rootfs, rootfs, "bind", sc.MS_BIND | sc.MS_REC)
 
 
-def _mount_point_of(path: str) -> str:
-    """The mount point holding ``path`` (longest matching entry of mountinfo)."""
+def finish_root(propagation: str | None) -> None:
+    """After pivot_root: apply the configured propagation to the new '/' itself
+    (config-linux.md "Rootfs Mount Propagation"; 'shared' gets a new peer group)."""
+    if propagation:
+        sc.mount(None, "/", None, _PROPAGATION_OPTIONS[propagation])
+
+
+def _mount_point_of(path: str) -> tuple[str, list[str]]:
+    """The mount point holding ``path`` and its optional fields ("shared:N", ...)."""
     path = os.path.realpath(path)
-    best = "/"
+    best, best_tags = "/", []
     with open("/proc/self/mountinfo") as f:
         for line in f:
-            mp = line.split()[4].replace("\\040", " ")
-            if (path == mp or path.startswith(mp.rstrip("/") + "/")) and len(mp) > len(best):
-                best = mp
-    return best
+            fields = line.split(" - ")[0].split()
+            mp = fields[4].replace("\\040", " ")
+            if (path == mp or path.startswith(mp.rstrip("/") + "/")) and len(mp) >= len(best):
+                best, best_tags = mp, fields[6:]
+    return best, best_tags
 
 
 def _source_path(m: Mount, bundle: str) -> str:
@@ -132,9 +151,34 @@ def mount_entry(rootfs: str, bundle: str, m: Mount) -> None:
                      | (existing_flags(dest) & ~sc.MS_RDONLY) | (opts.flags & sc.MS_REC))
     else:
         dest = ensure_dir(rootfs, m.destination)
-        sc.mount(m.source or m.type or "none", dest, m.type, opts.flags, opts.data)
+        if opts.tmpcopyup and m.type == "tmpfs":
+            _mount_tmpfs_copyup(dest, m.source or "tmpfs", opts)
+        else:
+            sc.mount(m.source or m.type or "none", dest, m.type, opts.flags, opts.data)
     for prop in opts.propagation:
         sc.mount(None, dest, None, prop)
+
+
+def _mount_tmpfs_copyup(dest: str, source: str, opts: ParsedOptions) -> None:
+    """runc's `tmpcopyup` extension: the tmpfs starts with a copy of what the image had
+    at that path. An fd opened before the mount still reaches the covered directory."""
+    import shutil
+
+    covered = os.open(dest, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        sc.mount(source, dest, "tmpfs", opts.flags & ~sc.MS_RDONLY, opts.data)
+        src = f"/proc/self/fd/{covered}"
+
+        def copy(s: str, d: str) -> None:
+            shutil.copy2(s, d, follow_symlinks=False)
+            st = os.lstat(s)
+            os.lchown(d, st.st_uid, st.st_gid)
+
+        shutil.copytree(src, dest, symlinks=True, dirs_exist_ok=True, copy_function=copy)
+        if opts.flags & sc.MS_RDONLY:
+            sc.mount(source, dest, "tmpfs", sc.MS_REMOUNT | opts.flags, opts.data)
+    finally:
+        os.close(covered)
 
 
 def _host_cgroup_mounts() -> list[tuple[str, str, str]]:

@@ -55,15 +55,14 @@ class CreateOptions:
 
 def _check_supported(spec: Spec, opts: CreateOptions) -> None:
     """Refuse what this build cannot do yet rather than silently run without it."""
-    assert spec.process is not None
-    if spec.process.terminal or opts.console_socket:
+    if spec.process is not None and spec.process.terminal or opts.console_socket:
         raise PyociError("process.terminal: terminals and --console-socket are not supported "
                          "by this build of pyoci yet; set \"terminal\": false")
     for section, value in (("linux.seccomp", spec.linux.seccomp),
                            ("linux.intelRdt", spec.linux.intel_rdt)):
         if value:
             log.warn(f"{section} is not applied by this build of pyoci yet")
-    if spec.process.capabilities is not None:
+    if spec.process is not None and spec.process.capabilities is not None:
         from pyoci.executors.capabilities import ungrantable_ambient, unknown_to_kernel
 
         for name in unknown_to_kernel(spec.process.capabilities):
@@ -90,6 +89,7 @@ def _rootfs(spec: Spec, bundle: str) -> str:
 def create(root: str, cid: str, opts: CreateOptions) -> Container:
     """Create the container; on any failure undo everything and raise."""
     c = Container(root, cid)  # validates the id before anything is read or made
+    # runtime.md: a config without `process` can be created; `start` then fails.
     spec, doc = load_bundle(opts.bundle)
     _check_supported(spec, opts)
     os.makedirs(root, 0o711, exist_ok=True)
@@ -151,7 +151,8 @@ def _spawn(c: Container, spec: Spec, opts: CreateOptions) -> int:
     ctx = InitContext(spec=spec, rootfs=_rootfs(spec, opts.bundle), bundle=opts.bundle,
                       parent_mnt_ns=namespaces.ns_inode("self", "mount"), state_dirfd=dirfd,
                       fifo_name=EXEC_FIFO, joined=joined, chan=child, no_pivot=opts.no_pivot,
-                      no_new_keyring=opts.no_new_keyring, preserve_fds=opts.preserve_fds)
+                      no_new_keyring=opts.no_new_keyring, preserve_fds=opts.preserve_fds,
+                      caller_umask=_current_umask())
     import sys
 
     sys.stdout.flush()
@@ -200,6 +201,12 @@ def _spawn(c: Container, spec: Spec, opts: CreateOptions) -> int:
         raise
     finally:
         parent.close()
+
+
+def _current_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _recv(chan: Channel, doing: str) -> dict[str, Any]:

@@ -16,9 +16,9 @@ _PROBE = """
 import json, sys
 from pyoci.cli import run_cli
 code = run_cli(sys.argv[1:])
-heavy = sorted({m.split('.')[0] for m in sys.modules} & set(%r))
+heavy = sorted({m.split('.')[0] for m in sys.modules} & set(HEAVY_NAMES))
 print(json.dumps({"code": code, "heavy": heavy}))
-""" % (HEAVY,)
+""".replace("HEAVY_NAMES", repr(HEAVY))
 
 
 @pytest.mark.parametrize("args", [["state", "x"], ["kill", "x", "KILL"], ["start", "x"],

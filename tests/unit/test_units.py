@@ -50,7 +50,7 @@ def test_mount_options() -> None:
     assert opts.propagation == [sc.MS_PRIVATE | sc.MS_REC]
     assert opts.data == "mode=755,size=1k"
     assert ParsedOptions(("ro", "rw")).flags == 0
-    with pytest.raises(OSError, match="idmap"):
+    with pytest.raises(ValueError, match="idmap"):
         ParsedOptions(("idmap",))
 
 

@@ -1,0 +1,1 @@
+"""pyoci conformance suite: runtime-spec cases runnable against any runc-compatible runtime."""
