@@ -119,10 +119,25 @@ class Container:
             return False
         return st[1] == self.doc.get("pyoci", {}).get("initStartTime")
 
+    def creator_alive(self) -> bool:
+        """`create` holds the lock until it is done: a free lock on a container still
+        marked "creating" means its creator died half-way."""
+        try:
+            fd = os.open(os.path.join(self.dir, LOCK_FILE), os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)
+        return False
+
     def status(self) -> str:
         stored = self.doc.get("status", "stopped")
         if stored == "creating":
-            return "creating" if self.pid <= 0 or self.init_alive() else "stopped"
+            return "creating" if self.creator_alive() else "stopped"
         if not self.init_alive():
             return "stopped"
         if os.path.exists(self.fifo_path):

@@ -42,6 +42,8 @@ def write_pid_file(path: str, pid: int) -> None:
 
 def wait_gone(pid: int, timeout: float) -> bool:
     """Block (no polling sleep) until ``pid`` exits or the timeout passes."""
+    if pid <= 0:
+        return True
     try:
         pidfd = os.pidfd_open(pid)
     except ProcessLookupError:
@@ -80,6 +82,8 @@ def own_pid_namespace(c: Container) -> bool:
 
 
 def signal_container(c: Container, sig: int, all_processes: bool) -> None:
+    if c.pid <= 0:
+        return  # never kill(0, ...): that is the caller's whole process group
     pids = [c.pid]
     if all_processes and own_pid_namespace(c):
         pids = processes_in_pidns(c.pid) or pids

@@ -21,6 +21,7 @@ Parent/child sequence (see docs/architecture.md for the drawing):
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import signal
@@ -98,14 +99,18 @@ def create(root: str, cid: str, opts: CreateOptions) -> Container:
     except FileExistsError:
         raise PyociError(f'container "{cid}" already exists') from None
     init_pid = 0
+    # Held until create is done: other commands on this id wait, and `state` can tell a
+    # live create from one that died (see Container.creator_alive).
+    lock_fd = os.open(os.path.join(c.dir, LOCK_FILE), os.O_CREAT | os.O_RDONLY | os.O_CLOEXEC,
+                      0o600)
+    fcntl.flock(lock_fd, fcntl.LOCK_EX)
     try:
-        os.close(os.open(os.path.join(c.dir, LOCK_FILE), os.O_CREAT | os.O_RDONLY, 0o600))
         os.chmod(c.dir, 0o711)
         os.mkfifo(c.fifo_path, 0o622)
         os.chmod(c.fifo_path, 0o622)
         c.doc = _initial_state(c, spec, doc, opts)
         c.save()
-        init_pid = _spawn(c, spec, opts)
+        init_pid = _spawn(c, spec, opts, lock_fd)
         st = proc_stat(init_pid)
         c.doc["pid"] = init_pid
         c.doc["pyoci"]["initStartTime"] = st[1] if st else 0
@@ -116,6 +121,8 @@ def create(root: str, cid: str, opts: CreateOptions) -> Container:
     except BaseException as exc:
         _undo(c, spec, init_pid or c.doc.get("pid", 0), exc)
         raise
+    finally:
+        os.close(lock_fd)
     return c
 
 
@@ -143,7 +150,7 @@ def _initial_state(c: Container, spec: Spec, doc: dict[str, Any],
     }
 
 
-def _spawn(c: Container, spec: Spec, opts: CreateOptions) -> int:
+def _spawn(c: Container, spec: Spec, opts: CreateOptions, lock_fd: int) -> int:
     """Fork the intermediate child and drive the conversation up to "ready"."""
     parent, child = Channel.pair()
     joined = namespaces.open_joined(spec.linux)
@@ -160,6 +167,7 @@ def _spawn(c: Container, spec: Spec, opts: CreateOptions) -> int:
     middle = os.fork()
     if middle == 0:
         parent.close()
+        os.close(lock_fd)  # the lock belongs to this create, not to the container
         intermediate(ctx)  # never returns
     child.close()
     os.close(dirfd)

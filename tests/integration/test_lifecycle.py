@@ -264,3 +264,45 @@ def test_usage_error_exits_1(runtime: Runtime) -> None:
     assert res.returncode == 1
     res = runtime("no-such-command")
     assert res.returncode == 1
+
+
+def test_create_that_died_reads_stopped_and_force_delete_is_safe(runtime: Runtime,
+                                                                  bundle: Bundle) -> None:
+    """A create killed half-way leaves "creating" with pid 0 and a free lock: it reads as
+    stopped, and `delete --force` removes it without signalling pid 0 (our own process
+    group — this test would die with it)."""
+    cdir = runtime.root / "half"
+    cdir.mkdir(parents=True)
+    (cdir / ".lock").write_text("")
+    (cdir / "state.json").write_text(json.dumps({
+        "ociVersion": "1.3.0", "id": "half", "status": "creating", "pid": 0,
+        "bundle": str(bundle.path), "pyoci": {"initStartTime": 0}}))
+    assert runtime.state("half")["status"] == "stopped"
+    runtime("delete", "--force", "half", check=True)
+    assert not cdir.exists()
+
+
+def test_state_during_create_is_creating(runtime: Runtime, bundle: Bundle,
+                                         tmp_path: Path) -> None:
+    """While create runs (here: held in a createRuntime hook), state says "creating"."""
+    gate = tmp_path / "gate"
+    cfg = base_config(args=["sleep", "300"])
+    cfg["hooks"] = {"createRuntime": [{"path": "/bin/sh", "args": [
+        "sh", "-c", f"while [ ! -e {gate} ]; do sleep 0.05; done"]}]}
+    bundle.write(cfg)
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "pyoci", "--root", str(runtime.root),
+                             "create", "-b", str(bundle.path), "slow"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 20
+        while not (runtime.root / "slow" / "state.json").exists():
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert runtime.state("slow")["status"] == "creating"
+    finally:
+        gate.write_text("")
+        assert proc.wait(timeout=30) == 0
+    assert runtime.state("slow")["status"] == "created"
