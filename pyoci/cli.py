@@ -20,7 +20,7 @@ from pyoci.errors import PyociError
 from pyoci.state import DEFAULT_ROOT
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  rich_markup_mode=None, help="pyoci: an OCI runtime (runc-compatible).",
+                  help="pyoci: an OCI runtime (runc-compatible).",
                   context_settings={"help_option_names": ["-h", "--help"]})
 
 

@@ -222,6 +222,7 @@ def _recv(chan: Channel, doing: str) -> dict[str, Any]:
         msg = chan.recv()
     except ChannelClosed:
         raise StepError(doing, "the container's init exited unexpectedly") from None
+    log.debug(f"create: init says {msg['type']!r} ({doing})")
     if msg["type"] == "error":
         raise StepError(msg["step"], msg["reason"], hook=bool(msg.get("hook")))
     return msg
