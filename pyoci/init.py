@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import errno
 import os
+import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -103,6 +104,7 @@ def _dev_is_bound(spec: Spec) -> bool:
 
 def container_init(ctx: InitContext) -> NoReturn:
     try:
+        _reset_signals()
         _setup_and_exec(ctx)
     except BaseException:  # noqa: BLE001
         pass
@@ -172,10 +174,10 @@ def _setup_and_exec(ctx: InitContext) -> None:
     for path in linux.readonly_paths:
         with step(chan, f"make {path} read-only"):
             mounts.readonly_path(path)
-    if spec.hostname is not None:
+    if spec.hostname:  # runc leaves the name alone when it is ""
         with step(chan, "set hostname"):
             process.set_hostname(spec.hostname)
-    if spec.domainname is not None:
+    if spec.domainname:
         with step(chan, "set domainname"):
             process.set_domainname(spec.domainname)
     if spec.root is not None and spec.root.readonly:
@@ -232,6 +234,17 @@ def _ready_then_fail(ctx: InitContext, state: dict, reason: str) -> NoReturn:
     os._exit(1)
 
 
+def _reset_signals() -> None:
+    """CPython ignores SIGPIPE and SIGXFSZ and handles SIGINT; ignored dispositions and
+    the signal mask survive execve, so the user's program would inherit them."""
+    for sig in signal.valid_signals():
+        try:
+            signal.signal(sig, signal.SIG_DFL)
+        except (OSError, ValueError):
+            continue  # SIGKILL, SIGSTOP, and numbers with no handler slot
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+
+
 def _setgroups_allowed() -> bool:
     try:
         with open("/proc/self/setgroups") as f:
@@ -244,10 +257,9 @@ def _mark_fds_cloexec(first: int) -> None:
     """Only stdio and the --preserve-fds ones may reach the user's program."""
     for name in os.listdir("/proc/self/fd"):
         fd = int(name)
-        if fd >= first:
-            try:
-                os.set_inheritable(fd, False)
-            except OSError:
-                pass
-        elif fd >= 3:
-            os.set_inheritable(fd, True)
+        if fd < 3:
+            continue
+        try:  # the fd listdir itself used is gone by now
+            os.set_inheritable(fd, fd < first)
+        except OSError:
+            pass

@@ -84,9 +84,17 @@ class Container:
     def load(self) -> Container:
         try:
             with open(self.state_path, "rb") as f:
-                self.doc = json.loads(f.read())
+                raw = f.read()
         except FileNotFoundError:
             raise ContainerNotFound(self.id) from None
+        try:
+            doc = json.loads(raw)
+            if not isinstance(doc, dict) or not {"ociVersion", "bundle"} <= doc.keys():
+                raise ValueError("incomplete")
+        except ValueError:
+            raise PyociError(f'container "{self.id}": its state file {self.state_path} is '
+                             'unreadable; "delete --force" removes it') from None
+        self.doc = doc
         return self
 
     def save(self) -> None:
@@ -98,6 +106,7 @@ class Container:
         try:
             fd = os.open(os.path.join(self.dir, LOCK_FILE), os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:
+            self.load()  # says "does not exist" or "unreadable", whichever is true
             raise ContainerNotFound(self.id) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)

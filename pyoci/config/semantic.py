@@ -102,10 +102,10 @@ def semantic_problems(doc: dict[str, Any], bundle: str | None) -> list[tuple[str
             if not linux.get(key):
                 problems.append((f"linux.{key}", "a new user namespace needs mappings"))
 
-    if doc.get("hostname") and "uts" not in ns_types:
+    if doc.get("hostname") is not None and "uts" not in ns_types:
         problems.append(("hostname", "setting the hostname needs a uts namespace "
                          "(config.md \"Hostname\")"))
-    if doc.get("domainname") and "uts" not in ns_types:
+    if doc.get("domainname") is not None and "uts" not in ns_types:
         problems.append(("domainname", "setting the domainname needs a uts namespace"))
     if linux.get("timeOffsets") and "time" not in ns_types:
         problems.append(("linux.timeOffsets", "time offsets need a time namespace"))

@@ -94,14 +94,18 @@ def prepare_root(rootfs: str, propagation: str | None) -> None:
 
     'unbindable' is applied after pivot_root instead (see :func:`finish_root`): an
     unbindable '/' would refuse the bind of the rootfs onto itself."""
-    before = "private" if propagation == "unbindable" else propagation or "rslave"
+    before = {"unbindable": "private", "runbindable": "rprivate"}.get(
+        propagation or "", propagation or "rslave")
     sc.mount(None, "/", None, _PROPAGATION_OPTIONS[before])
     # pivot_root(2) refuses a new root whose parent mount is shared, and a bind under a
     # shared parent would propagate back out; a slave parent is left alone so the rootfs
     # stays a slave of the host ('slave' propagation).
-    parent, tags = _mount_point_of(os.path.dirname(rootfs))
+    # The mount holding the rootfs (the rootfs itself when it is a mount point, as with
+    # an engine's overlay) is what the self-bind below joins: if it is shared, the bind
+    # and every mount made under it would propagate into the runtime's namespace.
+    holder, tags = _mount_point_of(rootfs)
     if any(t.startswith("shared:") for t in tags):
-        sc.mount(None, parent, None, sc.MS_PRIVATE)
+        sc.mount(None, holder, None, sc.MS_PRIVATE)
     sc.mount(rootfs, rootfs, "bind", sc.MS_BIND | sc.MS_REC)
 
 

@@ -59,6 +59,9 @@ def _check_supported(spec: Spec, opts: CreateOptions) -> None:
     if spec.process is not None and spec.process.terminal or opts.console_socket:
         raise PyociError("process.terminal: terminals and --console-socket are not supported "
                          "by this build of pyoci yet; set \"terminal\": false")
+    if spec.linux.resources:
+        log.warn("linux.resources (cgroup limits and the device allow-list) is not applied "
+                 "by this build of pyoci yet")
     for section, value in (("linux.seccomp", spec.linux.seccomp),
                            ("linux.intelRdt", spec.linux.intel_rdt)):
         if value:
@@ -81,6 +84,14 @@ def _check_supported(spec: Spec, opts: CreateOptions) -> None:
                          "build of pyoci yet")
 
 
+def _check_preserved_fds(count: int) -> None:
+    for fd in range(3, 3 + count):
+        try:
+            os.fstat(fd)
+        except OSError:
+            raise PyociError(f"--preserve-fds {count}: file descriptor {fd} is not open") from None
+
+
 def _rootfs(spec: Spec, bundle: str) -> str:
     assert spec.root is not None
     path = spec.root.path
@@ -93,6 +104,7 @@ def create(root: str, cid: str, opts: CreateOptions) -> Container:
     # runtime.md: a config without `process` can be created; `start` then fails.
     spec, doc = load_bundle(opts.bundle)
     _check_supported(spec, opts)
+    _check_preserved_fds(opts.preserve_fds)
     os.makedirs(root, 0o711, exist_ok=True)
     try:
         os.mkdir(c.dir, 0o711)
@@ -111,9 +123,6 @@ def create(root: str, cid: str, opts: CreateOptions) -> Container:
         c.doc = _initial_state(c, spec, doc, opts)
         c.save()
         init_pid = _spawn(c, spec, opts, lock_fd)
-        st = proc_stat(init_pid)
-        c.doc["pid"] = init_pid
-        c.doc["pyoci"]["initStartTime"] = st[1] if st else 0
         c.doc["status"] = "created"
         c.save()
         if opts.pid_file:
@@ -188,7 +197,12 @@ def _spawn(c: Container, spec: Spec, opts: CreateOptions, lock_fd: int) -> int:
                 init_pid = msg["pid"]
                 break
         _reap(middle)
+        # Recorded at once, so a create killed from here on leaves a pid that
+        # delete can still find and kill.
+        st = proc_stat(init_pid)
         c.doc["pid"] = init_pid
+        c.doc["pyoci"]["initStartTime"] = st[1] if st else 0
+        c.save()
         parent.send("go")
         msg = _recv(parent, "set up the container")
         if msg["type"] != "hooks":

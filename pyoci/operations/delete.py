@@ -2,22 +2,43 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 
+from pyoci import log
 from pyoci.errors import PyociError, StateError
 from pyoci.operations.common import signal_container, wait_gone
 from pyoci.state import Container
 
 
+def _remove_unreadable(c: Container) -> bool:
+    """--force on a directory whose state cannot be read (a create killed before its first
+    write, a damaged file): remove it, unless a create is still working on it."""
+    if not os.path.isdir(c.dir):
+        return False
+    try:
+        c.load()
+        return False
+    except PyociError:
+        if c.creator_alive():
+            raise PyociError(f'container "{c.id}" is still being created') from None
+    shutil.rmtree(c.dir)
+    log.warn(f'removed container "{c.id}", whose state could not be read')
+    return True
+
+
 def delete(root: str, cid: str, force: bool = False) -> None:
     c = Container(root, cid)
+    if force and _remove_unreadable(c):
+        return
     with c.locked():
         status = c.status()
-        if status != "stopped":
-            if not force:
-                raise StateError(f'cannot delete container "{cid}": it is {status}, not '
-                                 "stopped (use --force to kill it first)")
+        if status != "stopped" and not force:
+            raise StateError(f'cannot delete container "{cid}": it is {status}, not '
+                             "stopped (use --force to kill it first)")
+        # Also when "stopped": a create that died after forking may have left its init.
+        if c.init_alive():
             signal_container(c, signal.SIGKILL, all_processes=True)
             if not wait_gone(c.pid, 10):
                 raise PyociError(f'container "{cid}": init {c.pid} did not exit after SIGKILL')

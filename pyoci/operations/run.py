@@ -16,28 +16,49 @@ _FORWARDED = (signal.SIGHUP, signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, sign
 
 
 def run(root: str, cid: str, opts: CreateOptions, detach: bool = False) -> int:
-    if not detach:
-        # The init is forked by an intermediate child that exits; as a subreaper we
-        # inherit the init and can wait for it.
-        sc.set_child_subreaper()
-    c = create(root, cid, opts)
+    if detach:
+        create(root, cid, opts)
+        _start_or_delete(root, cid)
+        return 0
+    # The init is forked by an intermediate child that exits; as a subreaper we inherit
+    # the init and can wait for it.
+    sc.set_child_subreaper()
+    # Catch the forwarded signals from the start: one arriving during create or start is
+    # held and delivered to the init once it exists, rather than killing us and leaving
+    # the container behind.
+    target = {"pid": 0}
+    pending: list[int] = []
+
+    def on_signal(num: int, _frame: object) -> None:
+        if target["pid"]:
+            _forward(target["pid"], num)
+        else:
+            pending.append(num)
+
+    for sig in _FORWARDED:
+        signal.signal(sig, on_signal)
+    try:
+        c = create(root, cid, opts)
+        target["pid"] = c.pid
+        for num in pending:
+            _forward(c.pid, num)
+        _start_or_delete(root, cid)
+        status = _wait_for(c.pid)
+    finally:
+        for sig in _FORWARDED:
+            signal.signal(sig, signal.SIG_DFL)
+    delete(root, cid, force=True)
+    if os.WIFSIGNALED(status):
+        return 128 + os.WTERMSIG(status)
+    return os.WEXITSTATUS(status)
+
+
+def _start_or_delete(root: str, cid: str) -> None:
     try:
         start(root, cid)
     except BaseException:
         _force_delete(root, cid)
         raise
-    if detach:
-        return 0
-    pid = c.pid
-    for sig in _FORWARDED:
-        signal.signal(sig, lambda num, _frame: _forward(pid, num))
-    status = _wait_for(pid)
-    for sig in _FORWARDED:
-        signal.signal(sig, signal.SIG_DFL)
-    delete(root, cid, force=True)
-    if os.WIFSIGNALED(status):
-        return 128 + os.WTERMSIG(status)
-    return os.WEXITSTATUS(status)
 
 
 def _forward(pid: int, sig: int) -> None:

@@ -163,3 +163,43 @@ def test_pid_file_in_missing_dir_undoes_create(runtime: Runtime, bundle: Bundle,
                   str(tmp_path / "no" / "such" / "dir" / "pid"), "pf")
     assert res.returncode == 1
     assert_nothing_left(runtime, "pf", bundle)
+
+
+def test_empty_hostname_without_uts_namespace_refused(runtime: Runtime,
+                                                      bundle: Bundle) -> None:
+    """"hostname": "" must not reach sethostname() in the host's UTS namespace."""
+    cfg = base_config()
+    cfg["hostname"] = ""
+    cfg["linux"]["namespaces"] = [n for n in cfg["linux"]["namespaces"] if n["type"] != "uts"]
+    err = _create_fails(runtime, bundle.write(cfg))
+    assert "hostname: setting the hostname needs a uts namespace" in err
+
+
+def test_preserve_fds_not_open(runtime: Runtime, bundle: Bundle) -> None:
+    res = runtime("run", "--preserve-fds", "4", "-b", str(bundle.path), "pf2")
+    assert res.returncode == 1
+    assert "--preserve-fds 4: file descriptor" in res.stderr and "is not open" in res.stderr
+    assert_nothing_left(runtime, "pf2", bundle)
+
+
+@pytest.mark.parametrize("content", ["{not json", "{}", ""])
+def test_unreadable_state_is_an_error_and_force_delete_removes_it(
+        runtime: Runtime, bundle: Bundle, content: str) -> None:
+    cdir = runtime.root / "broken"
+    cdir.mkdir(parents=True)
+    (cdir / "state.json").write_text(content)
+    for cmd in (["state", "broken"], ["kill", "broken"], ["start", "broken"],
+                ["delete", "broken"]):
+        res = runtime(*cmd)
+        assert res.returncode == 1, cmd
+        assert "state file" in res.stderr and "Traceback" not in res.stderr, res.stderr
+    runtime("delete", "--force", "broken", check=True)
+    assert not cdir.exists()
+
+
+def test_force_delete_removes_dir_without_state(runtime: Runtime) -> None:
+    """A create killed between mkdir and its first write leaves a bare directory."""
+    cdir = runtime.root / "bare"
+    cdir.mkdir(parents=True)
+    runtime("delete", "--force", "bare", check=True)
+    assert not cdir.exists()

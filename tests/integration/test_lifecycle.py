@@ -306,3 +306,49 @@ def test_state_during_create_is_creating(runtime: Runtime, bundle: Bundle,
         gate.write_text("")
         assert proc.wait(timeout=30) == 0
     assert runtime.state("slow")["status"] == "created"
+
+
+def test_process_starts_with_default_signal_dispositions(runtime: Runtime,
+                                                         bundle: Bundle) -> None:
+    """Python ignores SIGPIPE/SIGXFSZ; that must not leak into the container (runc: none)."""
+    bundle.write(base_config(args=["grep", "-E", "^Sig(Ign|Blk)", "/proc/self/status"]))
+    res = runtime("run", "-b", str(bundle.path), "sig")
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split() == ["SigBlk:", "0" * 16, "SigIgn:", "0" * 16]
+
+
+def test_rshared_propagation_accepted(runtime: Runtime, bundle: Bundle) -> None:
+    """containerd's CRI plugin writes runc's r* forms."""
+    cfg = base_config()
+    cfg["linux"]["rootfsPropagation"] = "rslave"
+    runtime("run", "-b", str(bundle.write(cfg).path), "rs", check=True)
+
+
+@pytest.mark.parametrize("propagation", ["private", "slave", "shared", None])
+def test_shared_rootfs_mount_does_not_leak(runtime: Runtime, bundle: Bundle,
+                                           rootfs_template: Path, tmp_path: Path,
+                                           propagation: str | None) -> None:
+    """An engine's rootfs is often a shared mount point. The container's mounts must not
+    propagate back to the runtime's namespace. Run inside a private mount namespace of
+    the test's own, so the host is never touched."""
+    import subprocess
+    import sys
+
+    rootfs = tmp_path / "sharedroot"
+    rootfs.mkdir()
+    cfg = base_config(args=["/bin/true"])
+    cfg["root"]["path"] = str(rootfs)
+    if propagation:
+        cfg["linux"]["rootfsPropagation"] = propagation
+    bundle.write(cfg)
+    script = f"""set -e
+mount -t tmpfs tmpfs {rootfs}
+mount --make-shared {rootfs}
+cp -a {rootfs_template}/. {rootfs}/
+{sys.executable} -m pyoci --root {runtime.root} run -b {bundle.path} shr
+echo "mounts:$(awk '$5 ~ "^{rootfs}"' /proc/self/mountinfo | wc -l)"
+"""
+    res = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                          script], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip().endswith("mounts:1"), res.stdout
