@@ -54,7 +54,6 @@ MNT_DETACH = 2
 PROPAGATION_FLAGS = MS_SHARED | MS_SLAVE | MS_PRIVATE | MS_UNBINDABLE
 
 # --- prctl (<linux/prctl.h>) -------------------------------------------------------------
-PR_SET_PDEATHSIG = 1
 PR_SET_NAME = 15
 PR_CAPBSET_DROP = 24
 PR_SET_NO_NEW_PRIVS = 38
@@ -138,10 +137,6 @@ def set_no_new_privs() -> None:
 
 def set_child_subreaper() -> None:
     prctl(PR_SET_CHILD_SUBREAPER, 1)
-
-
-def set_parent_death_signal(sig: int) -> None:
-    prctl(PR_SET_PDEATHSIG, sig)
 
 
 def join_session_keyring(name: str | None = None) -> None:

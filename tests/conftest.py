@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -56,7 +55,3 @@ def host_dir(tmp_path: Path) -> Path:
     os.chmod(path, 0o777)
     return path
 
-
-def run_holder(*unshare_flags: str) -> subprocess.Popen:
-    """A process sitting in fresh namespaces, for join-by-path tests."""
-    return subprocess.Popen(["unshare", *unshare_flags, "sleep", "300"])

@@ -25,15 +25,6 @@ def _freeze(value: Any) -> Any:
     return value
 
 
-def thaw(value: Any) -> Any:
-    """The inverse of :func:`_freeze`, for writing a frozen section back as JSON."""
-    if isinstance(value, Mapping):
-        return {k: thaw(v) for k, v in value.items()}
-    if isinstance(value, tuple):
-        return [thaw(v) for v in value]
-    return value
-
-
 @attrs.frozen
 class Root:
     path: str
@@ -93,20 +84,6 @@ class Hook:
     args: tuple[str, ...] = ()
     env: tuple[str, ...] = ()
     timeout: int | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"path": self.path}
-        if self.args:
-            out["args"] = list(self.args)
-        if self.env:
-            out["env"] = list(self.env)
-        if self.timeout is not None:
-            out["timeout"] = self.timeout
-        return out
-
-
-HOOK_KINDS = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart",
-              "poststop")
 
 
 @attrs.frozen

@@ -12,7 +12,7 @@ import stat
 
 from pyoci import syscalls as sc
 from pyoci.config.model import Mount
-from pyoci.executors.paths import ensure_dir, ensure_file, secure_join
+from pyoci.executors.paths import ensure_dir, ensure_file
 
 # option -> (flags to set, flags to clear); mount(8)'s names, as runc accepts them.
 _FLAG_OPTIONS: dict[str, tuple[int, int]] = {
@@ -46,7 +46,6 @@ UNSUPPORTED_OPTIONS = ("idmap", "ridmap", "rro", "rrw", "rnosuid", "rsuid", "rno
                        "rnoexec", "rexec", "rnodiratime", "rdiratime", "rrelatime",
                        "rnorelatime", "rnoatime", "ratime", "rstrictatime", "rnostrictatime",
                        "rnosymfollow", "rsymfollow")
-MOUNT_OPTIONS = tuple(_FLAG_OPTIONS) + tuple(_PROPAGATION_OPTIONS)
 
 # statvfs f_flag bits -> mount flags: a bind remount must keep them (locked in a userns).
 _ST_TO_MS = ((os.ST_RDONLY, sc.MS_RDONLY), (os.ST_NOSUID, sc.MS_NOSUID),
@@ -301,6 +300,3 @@ def readonly_path(path: str) -> None:
 def readonly_root() -> None:
     sc.mount(None, "/", None, sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY | existing_flags("/"))
 
-
-def host_path(rootfs: str, container_path: str) -> str:
-    return secure_join(rootfs, container_path)

@@ -9,7 +9,7 @@ import signal
 import time
 
 from pyoci.errors import PyociError
-from pyoci.state import Container, write_json_atomic  # noqa: F401 - re-exported
+from pyoci.state import Container
 
 
 def parse_signal(value: str | int) -> int:

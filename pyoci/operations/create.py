@@ -263,15 +263,9 @@ def _undo(c: Container, spec: Spec, init_pid: int, exc: BaseException) -> None:
         except ProcessLookupError:
             pass
         else:
-            _reap_if_child(init_pid)
+            _reap(init_pid)
             wait_gone(init_pid, 10)
     if isinstance(exc, StepError) and exc.hook:
         run_hooks_warn("poststop", spec.hooks.poststop, c.spec_state("stopped"))
     shutil.rmtree(c.dir, ignore_errors=True)
 
-
-def _reap_if_child(pid: int) -> None:
-    try:
-        os.waitpid(pid, 0)
-    except ChildProcessError:
-        pass
