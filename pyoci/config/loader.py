@@ -9,20 +9,34 @@ from __future__ import annotations
 from typing import Any
 
 from pyoci.config.model import (
+    BlockIO,
     Capabilities,
+    Cpu,
     Device,
+    DeviceRule,
     Hook,
     Hooks,
+    HugepageLimit,
     IDMapping,
+    InterfacePriority,
     Linux,
+    Memory,
     Mount,
     Namespace,
+    Network,
     Process,
+    Rdma,
+    Resources,
     Rlimit,
     Root,
+    Seccomp,
     Spec,
+    SyscallArg,
+    SyscallRule,
+    ThrottleDevice,
     TimeOffset,
     User,
+    WeightDevice,
     _freeze,
 )
 
@@ -79,6 +93,72 @@ def _mappings(docs: Any) -> tuple[IDMapping, ...]:
     return tuple(IDMapping(m["containerID"], m["hostID"], m["size"]) for m in docs or ())
 
 
+def load_resources(doc: dict[str, Any] | None) -> Resources | None:
+    """linux.resources, or the LinuxResources document `update --resources` reads."""
+    if doc is None:
+        return None
+    mem, cpu, bio, net = (doc.get(k) for k in ("memory", "cpu", "blockIO", "network"))
+    pids = doc.get("pids") or {}
+
+    def throttles(key: str) -> tuple[ThrottleDevice, ...]:
+        return tuple(ThrottleDevice(t["major"], t["minor"], t["rate"]) for t in bio.get(key) or ())
+
+    return Resources(
+        devices=tuple(DeviceRule(allow=d["allow"], type=d.get("type") or "a",
+                                 major=d.get("major"), minor=d.get("minor"),
+                                 access=d.get("access") or "rwm")
+                      for d in doc.get("devices") or ()),
+        memory=None if mem is None else Memory(
+            limit=mem.get("limit"), reservation=mem.get("reservation"), swap=mem.get("swap"),
+            kernel=mem.get("kernel"), kernel_tcp=mem.get("kernelTCP"),
+            swappiness=mem.get("swappiness"), disable_oom_killer=mem.get("disableOOMKiller"),
+            use_hierarchy=mem.get("useHierarchy"),
+            check_before_update=mem.get("checkBeforeUpdate")),
+        cpu=None if cpu is None else Cpu(
+            shares=cpu.get("shares"), quota=cpu.get("quota"), burst=cpu.get("burst"),
+            period=cpu.get("period"), realtime_runtime=cpu.get("realtimeRuntime"),
+            realtime_period=cpu.get("realtimePeriod"), cpus=cpu.get("cpus") or None,
+            mems=cpu.get("mems") or None, idle=cpu.get("idle")),
+        pids_limit=pids.get("limit"),
+        block_io=None if bio is None else BlockIO(
+            weight=bio.get("weight"), leaf_weight=bio.get("leafWeight"),
+            weight_device=tuple(WeightDevice(w["major"], w["minor"], w.get("weight"),
+                                             w.get("leafWeight"))
+                                for w in bio.get("weightDevice") or ()),
+            throttle_read_bps_device=throttles("throttleReadBpsDevice"),
+            throttle_write_bps_device=throttles("throttleWriteBpsDevice"),
+            throttle_read_iops_device=throttles("throttleReadIOPSDevice"),
+            throttle_write_iops_device=throttles("throttleWriteIOPSDevice")),
+        hugepage_limits=tuple(HugepageLimit(h["pageSize"], h["limit"])
+                              for h in doc.get("hugepageLimits") or ()),
+        network=None if net is None else Network(
+            class_id=net.get("classID"),
+            priorities=tuple(InterfacePriority(p["name"], p["priority"])
+                             for p in net.get("priorities") or ())),
+        rdma=_freeze({name: Rdma(r.get("hcaHandles"), r.get("hcaObjects"))
+                      for name, r in (doc.get("rdma") or {}).items()}),
+        unified=_freeze(dict(doc.get("unified") or {})),
+    )
+
+
+def load_seccomp(doc: dict[str, Any] | None) -> Seccomp | None:
+    if doc is None:
+        return None
+    return Seccomp(
+        default_action=doc["defaultAction"],
+        default_errno_ret=doc.get("defaultErrnoRet"),
+        architectures=_strs(doc.get("architectures")),
+        flags=_strs(doc.get("flags")),
+        listener_path=doc.get("listenerPath") or None,
+        listener_metadata=doc.get("listenerMetadata"),
+        syscalls=tuple(SyscallRule(
+            names=_strs(r.get("names")), action=r["action"], errno_ret=r.get("errnoRet"),
+            args=tuple(SyscallArg(a["index"], a["value"], a["op"], a.get("valueTwo", 0))
+                       for a in r.get("args") or ()))
+            for r in doc.get("syscalls") or ()),
+    )
+
+
 def load_linux(doc: dict[str, Any] | None) -> Linux:
     doc = doc or {}
     return Linux(
@@ -98,8 +178,8 @@ def load_linux(doc: dict[str, Any] | None) -> Linux:
         readonly_paths=_strs(doc.get("readonlyPaths")),
         cgroups_path=doc.get("cgroupsPath") or None,
         mount_label=doc.get("mountLabel") or None,
-        resources=_freeze(doc.get("resources")),
-        seccomp=_freeze(doc.get("seccomp")),
+        resources=load_resources(doc.get("resources")),
+        seccomp=load_seccomp(doc.get("seccomp")),
         net_devices=_freeze(dict(doc.get("netDevices") or {})),
         personality=_freeze(doc.get("personality")),
         intel_rdt=_freeze(doc.get("intelRdt")),

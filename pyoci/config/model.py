@@ -1,8 +1,8 @@
 """Frozen attrs objects for a validated runtime-spec config.
 
 Executors receive these, never the raw JSON: a field the executors use has a typed
-attribute here. Sections the core does not apply yet (``linux.resources``, ``seccomp``, ...)
-are kept as read-only mappings so they can still be reported and round-tripped.
+attribute here. Sections pyoci does not apply (``netDevices`` until the network executor,
+``intelRdt``, ...) are kept as read-only mappings so they can still be reported and round-tripped.
 """
 
 from __future__ import annotations
@@ -127,6 +127,137 @@ class TimeOffset:
     nanosecs: int = 0
 
 
+# --- linux.resources (config-linux.md "Control groups"); also `update --resources` ---
+
+@attrs.frozen
+class DeviceRule:
+    """One entry of linux.resources.devices; ``None`` major/minor means any (``*``)."""
+    allow: bool
+    type: str = "a"
+    major: int | None = None
+    minor: int | None = None
+    access: str = "rwm"
+
+
+@attrs.frozen
+class Memory:
+    limit: int | None = None
+    reservation: int | None = None
+    swap: int | None = None
+    kernel: int | None = None
+    kernel_tcp: int | None = None
+    swappiness: int | None = None
+    disable_oom_killer: bool | None = None
+    use_hierarchy: bool | None = None
+    check_before_update: bool | None = None
+
+
+@attrs.frozen
+class Cpu:
+    shares: int | None = None
+    quota: int | None = None
+    burst: int | None = None
+    period: int | None = None
+    realtime_runtime: int | None = None
+    realtime_period: int | None = None
+    cpus: str | None = None
+    mems: str | None = None
+    idle: int | None = None
+
+
+@attrs.frozen
+class WeightDevice:
+    major: int
+    minor: int
+    weight: int | None = None
+    leaf_weight: int | None = None
+
+
+@attrs.frozen
+class ThrottleDevice:
+    major: int
+    minor: int
+    rate: int
+
+
+@attrs.frozen
+class BlockIO:
+    weight: int | None = None
+    leaf_weight: int | None = None
+    weight_device: tuple[WeightDevice, ...] = ()
+    throttle_read_bps_device: tuple[ThrottleDevice, ...] = ()
+    throttle_write_bps_device: tuple[ThrottleDevice, ...] = ()
+    throttle_read_iops_device: tuple[ThrottleDevice, ...] = ()
+    throttle_write_iops_device: tuple[ThrottleDevice, ...] = ()
+
+
+@attrs.frozen
+class HugepageLimit:
+    page_size: str
+    limit: int
+
+
+@attrs.frozen
+class InterfacePriority:
+    name: str
+    priority: int
+
+
+@attrs.frozen
+class Network:
+    class_id: int | None = None
+    priorities: tuple[InterfacePriority, ...] = ()
+
+
+@attrs.frozen
+class Rdma:
+    hca_handles: int | None = None
+    hca_objects: int | None = None
+
+
+@attrs.frozen
+class Resources:
+    """Every field is optional: ``None`` (or empty) means "leave the kernel's value"."""
+    devices: tuple[DeviceRule, ...] = ()
+    memory: Memory | None = None
+    cpu: Cpu | None = None
+    pids_limit: int | None = None
+    block_io: BlockIO | None = None
+    hugepage_limits: tuple[HugepageLimit, ...] = ()
+    network: Network | None = None
+    rdma: Mapping[str, Rdma] = _EMPTY
+    unified: Mapping[str, str] = _EMPTY
+
+
+# --- linux.seccomp (config-linux.md "Seccomp") ---
+
+@attrs.frozen
+class SyscallArg:
+    index: int
+    value: int
+    op: str
+    value_two: int = 0
+
+
+@attrs.frozen
+class SyscallRule:
+    names: tuple[str, ...]
+    action: str
+    errno_ret: int | None = None
+    args: tuple[SyscallArg, ...] = ()
+
+
+@attrs.frozen
+class Seccomp:
+    default_action: str
+    default_errno_ret: int | None = None
+    architectures: tuple[str, ...] = ()
+    flags: tuple[str, ...] = ()
+    listener_path: str | None = None
+    listener_metadata: str | None = None
+    syscalls: tuple[SyscallRule, ...] = ()
+
+
 @attrs.frozen
 class Linux:
     namespaces: tuple[Namespace, ...] = ()
@@ -140,8 +271,8 @@ class Linux:
     readonly_paths: tuple[str, ...] = ()
     cgroups_path: str | None = None
     mount_label: str | None = None
-    resources: Mapping[str, Any] | None = None
-    seccomp: Mapping[str, Any] | None = None
+    resources: Resources | None = None
+    seccomp: Seccomp | None = None
     net_devices: Mapping[str, Any] = _EMPTY
     personality: Mapping[str, Any] | None = None
     intel_rdt: Mapping[str, Any] | None = None
