@@ -26,6 +26,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 
 class Globals:
     root: str = DEFAULT_ROOT
+    systemd_cgroup: bool = False
 
 
 G = Globals()
@@ -61,9 +62,8 @@ def main(
                                           is_eager=True, help="print the version")] = False,
 ) -> None:
     G.root = root
+    G.systemd_cgroup = systemd_cgroup
     log.configure(log_path or None, log_format, debug)
-    if systemd_cgroup:
-        log.warn("--systemd-cgroup is not supported yet; using cgroupfs paths")
 
 
 def _create_options(bundle: str, pid_file: str | None, console_socket: str | None,
@@ -72,7 +72,7 @@ def _create_options(bundle: str, pid_file: str | None, console_socket: str | Non
 
     return CreateOptions(bundle=bundle, pid_file=pid_file, console_socket=console_socket,
                          no_pivot=no_pivot, no_new_keyring=no_new_keyring,
-                         preserve_fds=preserve_fds)
+                         preserve_fds=preserve_fds, systemd_cgroup=G.systemd_cgroup)
 
 
 @app.command()
@@ -138,6 +138,83 @@ def run(container_id: ID, bundle: BUNDLE = ".", pid_file: PID_FILE = None,
 
     return do_run(G.root, container_id, _create_options(
         bundle, pid_file, console_socket, no_pivot, no_new_keyring, preserve_fds), detach)
+
+
+@app.command()
+def pause(container_id: ID) -> None:
+    """Freeze every process of the container (its cgroup)."""
+    from pyoci.operations.pause import pause as do_pause
+
+    do_pause(G.root, container_id)
+
+
+@app.command()
+def resume(container_id: ID) -> None:
+    """Thaw a paused container."""
+    from pyoci.operations.pause import resume as do_resume
+
+    do_resume(G.root, container_id)
+
+
+@app.command(context_settings={"allow_interspersed_args": False})
+def ps(container_id: ID,
+       ps_args: Annotated[list[str] | None, typer.Argument(help="options for ps(1)")] = None,
+       fmt: Annotated[str, typer.Option("--format", "-f", help="table or json",
+                                        click_type=click.Choice(["table", "json"]))]
+       = "table") -> None:
+    """List the processes of a container (json: their host pids)."""
+    from pyoci.operations.ps import ps as do_ps
+
+    sys.stdout.write(do_ps(G.root, container_id, fmt, ps_args or []))
+
+
+@app.command()
+def events(container_id: ID,
+           stats: Annotated[bool, typer.Option("--stats", help="print one stats document")]
+           = False,
+           interval: Annotated[str, typer.Option("--interval", help="time between stats")]
+           = "5s") -> None:
+    """Print resource usage and OOM events of a container as JSON lines."""
+    from pyoci.operations.events import events as do_events
+
+    do_events(G.root, container_id, stats, interval)
+
+
+def _opt(flag: str, text: str) -> object:
+    return typer.Option(flag, help=text, show_default=False)
+
+
+@app.command()
+def update(
+    container_id: ID,
+    resources: Annotated[str | None, typer.Option(
+        "--resources", "-r", help="LinuxResources JSON file, or - for stdin")] = None,
+    blkio_weight: Annotated[str | None, _opt("--blkio-weight", "block IO weight")] = None,
+    cpu_period: Annotated[str | None, _opt("--cpu-period", "CFS period (µs)")] = None,
+    cpu_quota: Annotated[str | None, _opt("--cpu-quota", "CFS quota (µs)")] = None,
+    cpu_burst: Annotated[str | None, _opt("--cpu-burst", "CFS burst (µs)")] = None,
+    cpu_share: Annotated[str | None, _opt("--cpu-share", "CPU shares")] = None,
+    cpu_rt_period: Annotated[str | None, _opt("--cpu-rt-period", "realtime period")] = None,
+    cpu_rt_runtime: Annotated[str | None, _opt("--cpu-rt-runtime", "realtime runtime")]
+    = None,
+    cpu_idle: Annotated[str | None, _opt("--cpu-idle", "SCHED_IDLE for the cgroup")] = None,
+    cpuset_cpus: Annotated[str | None, _opt("--cpuset-cpus", "CPUs, e.g. 0-1")] = None,
+    cpuset_mems: Annotated[str | None, _opt("--cpuset-mems", "memory nodes")] = None,
+    memory: Annotated[str | None, _opt("--memory", "memory limit, e.g. 64m")] = None,
+    memory_reservation: Annotated[str | None, _opt("--memory-reservation", "soft limit")]
+    = None,
+    memory_swap: Annotated[str | None, _opt("--memory-swap", "memory+swap limit")] = None,
+    kernel_memory: Annotated[str | None, _opt("--kernel-memory", "deprecated")] = None,
+    kernel_memory_tcp: Annotated[str | None, _opt("--kernel-memory-tcp", "deprecated")]
+    = None,
+    pids_limit: Annotated[str | None, _opt("--pids-limit", "max processes")] = None,
+) -> None:
+    """Change the cgroup limits of a container."""
+    from pyoci.operations.update import update as do_update
+
+    flags = {k: v for k, v in locals().items()
+             if k not in ("container_id", "resources", "do_update") and v is not None}
+    do_update(G.root, container_id, resources, flags)
 
 
 @app.command("list")

@@ -18,14 +18,14 @@ import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import attrs
 
 from pyoci import syscalls as sc
 from pyoci.config.model import Capabilities, Spec
 from pyoci.errors import describe_oserror
-from pyoci.executors import capabilities, devices, mounts, namespaces, process
+from pyoci.executors import capabilities, devices, lsm, mounts, namespaces, process
 from pyoci.executors.hooks import HookError, run_hooks
 from pyoci.executors.paths import ensure_dir
 from pyoci.sync import Channel
@@ -45,6 +45,7 @@ class InitContext:
     no_pivot: bool = False
     no_new_keyring: bool = False
     preserve_fds: int = 0
+    seccomp: Any = None  # a compiled pyoci.executors.seccomp.SeccompFilter
 
 
 class _Failed(Exception):
@@ -73,6 +74,9 @@ def intermediate(ctx: InitContext) -> NoReturn:
     code = 1
     try:
         linux = ctx.spec.linux
+        # The parent moves us into the container's cgroup first: what we unshare (a cgroup
+        # namespace) and fork (the init) must start there.
+        ctx.chan.expect("cgroup")
         with step(ctx.chan, "join namespaces"):
             namespaces.join(ctx.joined)
 
@@ -135,7 +139,7 @@ def _setup_and_exec(ctx: InitContext) -> None:
         mounts.prepare_root(rootfs, linux.rootfs_propagation)
     for m in spec.mounts:
         with step(chan, f"mount {m.destination} ({m.type or 'bind'}) onto rootfs"):
-            mounts.mount_entry(rootfs, ctx.bundle, m)
+            mounts.mount_entry(rootfs, ctx.bundle, m, linux.mount_label)
     if not _dev_is_bound(spec):
         with step(chan, "create default devices in /dev"):
             devices.create_default_devices(rootfs, proc is not None and proc.terminal)
@@ -189,6 +193,10 @@ def _setup_and_exec(ctx: InitContext) -> None:
     for rl in proc.rlimits:
         with step(chan, f"set rlimit {rl.type}"):
             process.set_rlimit(rl)
+    if ctx.seccomp is not None and not proc.no_new_privileges:
+        # Without no_new_privs the kernel only lets CAP_SYS_ADMIN install a filter: load it
+        # while we still have it (runc's order), before capabilities are dropped.
+        _load_seccomp(ctx)
 
     env = process.build_env(proc)
     # Without process.capabilities the process gets none (as runc does), not ours.
@@ -209,6 +217,11 @@ def _setup_and_exec(ctx: InitContext) -> None:
             sc.set_no_new_privs()
     with step(chan, "look up the program"):
         path = process.find_executable(proc.args[0], env)
+    with step(chan, "set LSM labels for exec"):
+        lsm.apply_exec_labels(spec)
+    if ctx.seccomp is not None and proc.no_new_privileges:
+        # As late as possible, so the profile need not allow pyoci's own setup syscalls.
+        _load_seccomp(ctx)
 
     chan.send("ready")
     chan.close()
@@ -223,6 +236,16 @@ def _setup_and_exec(ctx: InitContext) -> None:
         os.write(fifo, reason.encode())
         sys.stderr.flush()
     os._exit(1)
+
+
+def _load_seccomp(ctx: InitContext) -> None:
+    with step(ctx.chan, "load the seccomp filter"):
+        notify_fd = ctx.seccomp.load()
+    if notify_fd is not None:
+        # The parent sends it on to linux.seccomp.listenerPath, which is outside our rootfs.
+        ctx.chan.send_fd("seccomp", notify_fd)
+        os.close(notify_fd)
+        ctx.chan.expect("seccomp-done")
 
 
 def _ready_then_fail(ctx: InitContext, state: dict, reason: str) -> NoReturn:

@@ -149,9 +149,23 @@ class Container:
             return "creating" if self.creator_alive() else "stopped"
         if not self.init_alive():
             return "stopped"
+        if self._frozen():
+            return "paused"
         if os.path.exists(self.fifo_path):
             return "created"
         return "running"
+
+    def _frozen(self) -> bool:
+        """runtime.md leaves "paused" to the runtime; as runc, it is a frozen cgroup."""
+        doc = self.doc.get("pyoci", {}).get("cgroup")
+        if not doc:
+            return False
+        from pyoci.cgroups.manager import manager_from_state
+
+        try:
+            return manager_from_state(doc).frozen()
+        except OSError:
+            return False
 
     def spec_state(self, status: str | None = None) -> dict[str, Any]:
         """The runtime-spec state document (runtime.md "State"), status derived now."""

@@ -23,6 +23,7 @@ class Channel:
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self._buf = b""
+        self._fds: list[int] = []
 
     @classmethod
     def pair(cls) -> tuple[Channel, Channel]:
@@ -32,14 +33,28 @@ class Channel:
     def send(self, kind: str, **fields: Any) -> None:
         self.sock.sendall(json.dumps({"type": kind, **fields}).encode() + b"\n")
 
+    def send_fd(self, kind: str, fd: int, **fields: Any) -> None:
+        """A message carrying one file descriptor (SCM_RIGHTS), e.g. the seccomp notify fd."""
+        data = json.dumps({"type": kind, "fds": 1, **fields}).encode() + b"\n"
+        sent = socket.send_fds(self.sock, [data], [fd])
+        if sent < len(data):
+            self.sock.sendall(data[sent:])
+
     def recv(self) -> dict[str, Any]:
+        """The next message; one that says ``"fds": n`` gets the received descriptors in
+        ``msg["fds"]`` (ancillary data is always collected, so none is dropped)."""
         while b"\n" not in self._buf:
-            chunk = self.sock.recv(65536)
+            chunk, fds, _flags, _addr = socket.recv_fds(self.sock, 65536, 4)
+            self._fds.extend(fds)
             if not chunk:
                 raise ChannelClosed("the container's init exited without saying why")
             self._buf += chunk
         line, self._buf = self._buf.split(b"\n", 1)
-        return json.loads(line)
+        msg = json.loads(line)
+        if msg.get("fds"):
+            count = int(msg["fds"])
+            msg["fds"], self._fds = self._fds[:count], self._fds[count:]
+        return msg
 
     def expect(self, kind: str) -> dict[str, Any]:
         msg = self.recv()

@@ -202,3 +202,129 @@ def ambient_raise(cap: int) -> None:
 
 def ambient_clear() -> None:
     prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL)
+
+
+# --- bpf(2) (<linux/bpf.h>): the cgroup v2 device controller ------------------------------
+# cgroup v2 has no devices controller; a BPF_PROG_TYPE_CGROUP_DEVICE program attached to the
+# cgroup decides each device access instead (Documentation/admin-guide/cgroup-v2.rst,
+# "Device controller"). Only the commands that needs are wrapped; each builds its part of
+# ``union bpf_attr`` in a zeroed buffer (the kernel accepts a larger attr than it knows as
+# long as the tail is zero, and zero means "unset" for every field).
+_SYS_NUMBERS["bpf"] = (321, 280)
+
+BPF_PROG_LOAD = 5
+BPF_PROG_ATTACH = 8
+BPF_PROG_DETACH = 9
+BPF_PROG_GET_FD_BY_ID = 13
+BPF_PROG_QUERY = 16
+BPF_PROG_TYPE_CGROUP_DEVICE = 15
+BPF_CGROUP_DEVICE = 6
+BPF_F_ALLOW_OVERRIDE = 1
+BPF_F_ALLOW_MULTI = 2
+BPF_F_REPLACE = 4
+BPF_F_QUERY_EFFECTIVE = 1
+_BPF_ATTR_SIZE = 128
+_BPF_INSN_SIZE = 8
+_BPF_OBJ_NAME_LEN = 16
+# Verifier log: BPF_LOG_LEVEL1 is enough for the reason of a rejection; the buffer must be
+# at least 128 bytes and below UINT_MAX >> 8 for older kernels.
+_BPF_LOG_LEVEL = 1
+_BPF_LOG_SIZE = 1 << 20
+
+
+def _bpf(cmd: int, attr: ctypes.Array, what: str) -> int:
+    """bpf(cmd, &attr, sizeof attr); arguments passed as longs (syscall() is variadic)."""
+    return _check(_libc.syscall(ctypes.c_long(_sysno("bpf")), ctypes.c_long(cmd),
+                                ctypes.c_void_p(ctypes.addressof(attr)),
+                                ctypes.c_long(len(attr))), what)
+
+
+def _bpf_prog_load_once(prog_type: int, insns: ctypes.Array, count: int, license_: ctypes.Array,
+                        name: bytes, log: ctypes.Array | None) -> int:
+    attr = ctypes.create_string_buffer(_BPF_ATTR_SIZE)
+    # prog_type, insn_cnt, insns, license, log_level, log_size, log_buf, kern_version,
+    # prog_flags, prog_name[16]
+    struct.pack_into("=IIQQIIQII16s", attr, 0, prog_type, count, ctypes.addressof(insns),
+                     ctypes.addressof(license_), _BPF_LOG_LEVEL if log is not None else 0,
+                     len(log) if log is not None else 0,
+                     ctypes.addressof(log) if log is not None else 0, 0, 0, name)
+    return _bpf(BPF_PROG_LOAD, attr, "BPF_PROG_LOAD")
+
+
+def bpf_prog_load(prog_type: int, insns: bytes, license: str, name: str = "") -> int:
+    """Load a program; returns its fd (O_CLOEXEC). Loaded first without a verifier log (a
+    log that overflows fails the load on kernels >= 6.4); if the kernel refuses, loaded
+    again with a log so the OSError's strerror carries the verifier's reason."""
+    if not insns or len(insns) % _BPF_INSN_SIZE:
+        raise OSError(22, f"{os.strerror(22)}: program is not a whole number of instructions",
+                      "BPF_PROG_LOAD")
+    code = ctypes.create_string_buffer(insns, len(insns))
+    lic = ctypes.create_string_buffer(license.encode())
+    raw_name = name.encode()[:_BPF_OBJ_NAME_LEN - 1]
+    count = len(insns) // _BPF_INSN_SIZE
+    try:
+        return _bpf_prog_load_once(prog_type, code, count, lic, raw_name, None)
+    except OSError as first:
+        log = ctypes.create_string_buffer(_BPF_LOG_SIZE)
+        try:
+            return _bpf_prog_load_once(prog_type, code, count, lic, raw_name, log)
+        except OSError as second:
+            text = log.value.decode(errors="replace").strip()
+            err = first.errno or second.errno
+            reason = os.strerror(err) + (f" (verifier: {_last_lines(text)})" if text else "")
+            raise OSError(err, reason, "BPF_PROG_LOAD") from None
+
+
+def _last_lines(text: str, count: int = 2) -> str:
+    """The verifier prints the failing instruction and its reason last, then statistics
+    ("processed N insns ...", "verification time ...") that say nothing about why."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()
+             and not line.startswith(("processed ", "verification time"))]
+    return " | ".join(lines[-count:])
+
+
+def bpf_prog_attach(target_fd: int, prog_fd: int, attach_type: int, flags: int = 0,
+                    replace_fd: int = 0) -> None:
+    """BPF_PROG_ATTACH: target_fd, attach_bpf_fd, attach_type, attach_flags, replace_bpf_fd."""
+    attr = ctypes.create_string_buffer(_BPF_ATTR_SIZE)
+    struct.pack_into("=IIIII", attr, 0, target_fd, prog_fd, attach_type, flags, replace_fd)
+    _bpf(BPF_PROG_ATTACH, attr, "BPF_PROG_ATTACH")
+
+
+def bpf_prog_detach2(target_fd: int, prog_fd: int, attach_type: int) -> None:
+    """BPF_PROG_DETACH naming the program (needed when several are attached, ALLOW_MULTI)."""
+    attr = ctypes.create_string_buffer(_BPF_ATTR_SIZE)
+    struct.pack_into("=III", attr, 0, target_fd, prog_fd, attach_type)
+    _bpf(BPF_PROG_DETACH, attr, "BPF_PROG_DETACH")
+
+
+def bpf_prog_query(target_fd: int, attach_type: int,
+                   query_flags: int = 0) -> tuple[int, list[int]]:
+    """BPF_PROG_QUERY: (attach_flags, program ids) of ``attach_type`` on ``target_fd``.
+    Without BPF_F_QUERY_EFFECTIVE only the programs attached to that cgroup itself. The
+    kernel answers ENOSPC with the real count when the id array is too small: retry."""
+    size = 64
+    for _ in range(8):
+        ids = (ctypes.c_uint32 * size)()
+        attr = ctypes.create_string_buffer(_BPF_ATTR_SIZE)
+        # target_fd, attach_type, query_flags, attach_flags, prog_ids, prog_cnt
+        struct.pack_into("=IIIIQI", attr, 0, target_fd, attach_type, query_flags, 0,
+                         ctypes.addressof(ids), size)
+        try:
+            _bpf(BPF_PROG_QUERY, attr, "BPF_PROG_QUERY")
+        except OSError as exc:
+            if exc.errno != 28:  # ENOSPC
+                raise
+            size = max(struct.unpack_from("=I", attr, 24)[0], size * 2)
+            continue
+        attach_flags = struct.unpack_from("=I", attr, 12)[0]
+        count = struct.unpack_from("=I", attr, 24)[0]
+        return attach_flags, list(ids[:count])
+    raise OSError(28, os.strerror(28), "BPF_PROG_QUERY")
+
+
+def bpf_prog_get_fd_by_id(prog_id: int) -> int:
+    """BPF_PROG_GET_FD_BY_ID: an fd (O_CLOEXEC) for an attached program, e.g. to detach it."""
+    attr = ctypes.create_string_buffer(_BPF_ATTR_SIZE)
+    struct.pack_into("=I", attr, 0, prog_id)
+    return _bpf(BPF_PROG_GET_FD_BY_ID, attr, f"BPF_PROG_GET_FD_BY_ID {prog_id}")

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -55,3 +56,19 @@ def host_dir(tmp_path: Path) -> Path:
     os.chmod(path, 0o777)
     return path
 
+
+@pytest.fixture
+def open_bundle(tmp_path: Path, rootfs_template: Path) -> Iterator[Bundle]:
+    """A bundle every user can traverse (pytest's tmp dirs are 0700 root): a user
+    namespace's root is an unprivileged host uid that must still reach the rootfs and
+    bind sources, as with runc."""
+    top = Path(tempfile.mkdtemp(prefix="pyoci-cfg-"))
+    try:
+        os.chmod(top, 0o755)
+        path = top / "bundle"
+        path.mkdir(mode=0o755)
+        clone_rootfs(rootfs_template, path / "rootfs")
+        os.chmod(path / "rootfs", 0o755)
+        yield Bundle(path, base_config()).write()
+    finally:
+        shutil.rmtree(top, ignore_errors=True)

@@ -141,3 +141,57 @@ def assert_nothing_left(runtime: Runtime, cid: str, bundle: Bundle) -> None:
     assert cid not in runtime.ids()
     assert mounts_under(bundle.path) == [], "mounts left behind"
     assert processes_rooted_in(bundle.path) == [], "container processes left behind"
+    path = bundle.config.get("linux", {}).get("cgroupsPath") or cid
+    assert_no_cgroup(path)
+
+
+def _cgroup_mounts() -> list[tuple[str, str, set[str]]]:
+    """(mount point, fstype, super options) of every cgroup mount of this process."""
+    out = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            left, right = line.split(" - ", 1)
+            fstype, _source, superopts = right.split()[:3]
+            if fstype in ("cgroup", "cgroup2"):
+                out.append((left.split()[4], fstype, set(superopts.split(","))))
+    return out
+
+
+def cgroup_dirs(path: str) -> list[Path]:
+    """Where a container with linux.cgroupsPath ``path`` lives in each hierarchy of this
+    host (runc's rule: relative paths hang below the caller's own cgroup), existing or not."""
+    mounts = _cgroup_mounts()
+    dirs = []
+    with open("/proc/self/cgroup") as f:
+        for line in f:
+            _, ctrls, own = line.rstrip("\n").split(":", 2)
+            for mp, fstype, opts in mounts:
+                if (not ctrls and fstype == "cgroup2") or (
+                        ctrls and fstype == "cgroup" and set(ctrls.split(",")) <= opts):
+                    base = own if not path.startswith("/") else "/"
+                    dirs.append(Path(mp + base.rstrip("/") + "/" + path.lstrip("/")))
+                    break
+    return dirs
+
+
+def cgroup_dir(path: str, controller: str) -> Path:
+    """The directory of ``path`` in the hierarchy holding ``controller`` ("" = unified)."""
+    for d in cgroup_dirs(path):
+        hierarchy = d.relative_to("/sys/fs/cgroup").parts[0]
+        if controller in hierarchy.split(",") or (not controller and hierarchy == "unified"):
+            return d
+    raise LookupError(f"no {controller or 'unified'} hierarchy mounted")
+
+
+def own_cgroup(controller: str) -> str:
+    with open("/proc/self/cgroup") as f:
+        for line in f:
+            _, ctrls, own = line.rstrip("\n").split(":", 2)
+            if controller in ctrls.split(",") or (not controller and not ctrls):
+                return own
+    raise LookupError(controller)
+
+
+def assert_no_cgroup(path: str) -> None:
+    left = [str(d) for d in cgroup_dirs(path) if d.exists()]
+    assert left == [], f"cgroup left behind: {left}"

@@ -42,9 +42,8 @@ def _validator(name: str, ref: str | None = None) -> jsonschema.Draft202012Valid
     schema = load_schema(name)
     if ref:
         schema = {**schema, "$ref": ref}
-        schema.pop("properties", None)
-        schema.pop("required", None)
-        schema.pop("type", None)
+        for key in ("properties", "required", "type", "if", "then", "else"):
+            schema.pop(key, None)
     return jsonschema.Draft202012Validator(schema)
 
 

@@ -133,9 +133,16 @@ def _source_path(m: Mount, bundle: str) -> str:
     return src if os.path.isabs(src) else os.path.join(bundle, src)
 
 
-def mount_entry(rootfs: str, bundle: str, m: Mount) -> None:
-    """Mount one entry of config.json's `mounts` at its place inside the rootfs."""
+def mount_entry(rootfs: str, bundle: str, m: Mount, mount_label: str | None = None) -> None:
+    """Mount one entry of config.json's `mounts` at its place inside the rootfs.
+
+    ``mount_label`` (linux.mountLabel) becomes the SELinux ``context=`` of filesystems made
+    here; bind mounts, proc, sysfs and cgroup keep the kernel's own labels, as with runc."""
     opts = ParsedOptions(m.options)
+    if mount_label and m.type not in ("proc", "sysfs", "cgroup", "cgroup2") and not is_bind(m):
+        opts.data = f'{opts.data},context="{mount_label}"' if opts.data \
+            else f'context="{mount_label}"'
+
     if m.type == "cgroup":
         _mount_cgroup(rootfs, m.destination, opts)
         return

@@ -7,9 +7,13 @@ import os
 import select
 import signal
 import time
+from typing import TYPE_CHECKING
 
 from pyoci.errors import PyociError
 from pyoci.state import Container
+
+if TYPE_CHECKING:
+    from pyoci.cgroups.manager import Manager
 
 
 def parse_signal(value: str | int) -> int:
@@ -81,9 +85,48 @@ def own_pid_namespace(c: Container) -> bool:
     return bool(c.doc.get("pyoci", {}).get("newPidNamespace"))
 
 
+def container_cgroup(c: Container) -> Manager | None:
+    """The container's cgroup as recorded at create (None for state written without one)."""
+    doc = c.doc.get("pyoci", {}).get("cgroup")
+    if not doc:
+        return None
+    from pyoci.cgroups.manager import manager_from_state
+
+    return manager_from_state(doc)
+
+
+def require_cgroup(c: Container) -> Manager:
+    mgr = container_cgroup(c)
+    if mgr is None or not mgr.exists():
+        raise PyociError(f'container "{c.id}" has no cgroup (it was created without one, or '
+                         "its cgroup was removed)")
+    return mgr
+
+
+def remove_cgroup(c: Container, timeout: float = 10.0) -> None:
+    """Remove the container's cgroup in every hierarchy (runtime.md: delete MUST delete the
+    resources held at create). Processes still in it are killed first when the container
+    had no pid namespace of its own (with one, the init's death took them all)."""
+    mgr = container_cgroup(c)
+    if mgr is None or not mgr.exists():
+        return
+    deadline = time.monotonic() + timeout
+    if not own_pid_namespace(c):
+        mgr.kill(signal.SIGKILL)
+    for pid in mgr.pids():
+        wait_gone(pid, max(0.0, deadline - time.monotonic()))
+    mgr.destroy()
+
+
 def signal_container(c: Container, sig: int, all_processes: bool) -> None:
     if c.pid <= 0:
         return  # never kill(0, ...): that is the caller's whole process group
+    if all_processes:
+        mgr = container_cgroup(c)
+        if mgr is not None and mgr.exists():
+            # Every process of the container, also those outside its pid namespace.
+            mgr.kill(sig)
+            return
     pids = [c.pid]
     if all_processes and own_pid_namespace(c):
         pids = processes_in_pidns(c.pid) or pids

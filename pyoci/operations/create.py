@@ -4,7 +4,9 @@
 Parent/child sequence (see docs/architecture.md for the drawing):
   parent                                 intermediate child        init (pid 1)
   validate, mkdir state, mkfifo
-  fork  ---------------------------->    setns (joined namespaces)
+  make the cgroup, write resources
+  fork, put the child in the cgroup -->  (waits for "cgroup")
+                      --- "cgroup" -->   setns (joined namespaces)
                                          unshare(new namespaces)
   write uid/gid maps <--- "userns" ---   (if a new user namespace)
                       --- "userns-done" ->
@@ -16,6 +18,8 @@ Parent/child sequence (see docs/architecture.md for the drawing):
                       --- "hooks-done" ---------------------------->  createContainer hooks,
                                                                        pivot_root, masks,
                                                                        sysctl, rlimits, user
+                                                                       caps, seccomp
+  send notify fd to the listener <--- "seccomp" (fd) --------------   (only with NOTIFY rules)
   write state, pid file <--- "ready" ------------------------------   open exec FIFO (blocks)
 """
 
@@ -25,33 +29,38 @@ import fcntl
 import os
 import shutil
 import signal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pyoci import OCI_VERSION, log
 from pyoci.config.bundle import load_bundle
 from pyoci.config.model import Spec
-from pyoci.errors import PyociError, StepError
+from pyoci.errors import PyociError, StepError, describe_oserror
 from pyoci.executors import namespaces
 from pyoci.executors.hooks import HookError, run_hooks, run_hooks_warn
 from pyoci.init import InitContext, intermediate
-from pyoci.operations.common import now_rfc3339, wait_gone, write_pid_file
+from pyoci.operations.common import now_rfc3339, remove_cgroup, wait_gone, write_pid_file
 from pyoci.state import EXEC_FIFO, LOCK_FILE, Container, proc_stat
 from pyoci.sync import Channel, ChannelClosed
+
+if TYPE_CHECKING:
+    from pyoci.cgroups.manager import Manager
 
 
 class CreateOptions:
     __slots__ = ("bundle", "pid_file", "console_socket", "no_pivot", "no_new_keyring",
-                 "preserve_fds")
+                 "preserve_fds", "systemd_cgroup")
 
     def __init__(self, bundle: str = ".", pid_file: str | None = None,
                  console_socket: str | None = None, no_pivot: bool = False,
-                 no_new_keyring: bool = False, preserve_fds: int = 0) -> None:
+                 no_new_keyring: bool = False, preserve_fds: int = 0,
+                 systemd_cgroup: bool = False) -> None:
         self.bundle = os.path.abspath(bundle)
         self.pid_file = pid_file
         self.console_socket = console_socket
         self.no_pivot = no_pivot
         self.no_new_keyring = no_new_keyring
         self.preserve_fds = preserve_fds
+        self.systemd_cgroup = systemd_cgroup
 
 
 def _check_supported(spec: Spec, opts: CreateOptions) -> None:
@@ -59,13 +68,16 @@ def _check_supported(spec: Spec, opts: CreateOptions) -> None:
     if spec.process is not None and spec.process.terminal or opts.console_socket:
         raise PyociError("process.terminal: terminals and --console-socket are not supported "
                          "by this build of pyoci yet; set \"terminal\": false")
-    if spec.linux.resources:
-        log.warn("linux.resources (cgroup limits and the device allow-list) is not applied "
-                 "by this build of pyoci yet")
-    for section, value in (("linux.seccomp", spec.linux.seccomp),
-                           ("linux.intelRdt", spec.linux.intel_rdt)):
-        if value:
-            log.warn(f"{section} is not applied by this build of pyoci yet")
+    if spec.linux.intel_rdt:
+        # runc refuses too: running without the cache/bandwidth split the config asked for
+        # would be a silent downgrade.
+        why = ("this host has no resctrl filesystem at /sys/fs/resctrl"
+               if not os.path.isdir("/sys/fs/resctrl/info")
+               else "pyoci does not apply Intel RDT settings")
+        raise PyociError(f"linux.intelRdt: {why}; remove the field to run without it")
+    from pyoci.executors import lsm
+
+    lsm.check(spec)
     if spec.process is not None and spec.process.capabilities is not None:
         from pyoci.executors.capabilities import ungrantable_ambient, unknown_to_kernel
 
@@ -105,6 +117,13 @@ def create(root: str, cid: str, opts: CreateOptions) -> Container:
     spec, doc = load_bundle(opts.bundle)
     _check_supported(spec, opts)
     _check_preserved_fds(opts.preserve_fds)
+    # Compiled here, before anything exists: an unknown syscall name is a config error
+    # with nothing to undo. The init only loads it.
+    seccomp_filter = None
+    if spec.linux.seccomp is not None:
+        from pyoci.executors.seccomp import compile_filter
+
+        seccomp_filter = compile_filter(spec.linux.seccomp)
     os.makedirs(root, 0o711, exist_ok=True)
     try:
         os.mkdir(c.dir, 0o711)
@@ -122,7 +141,8 @@ def create(root: str, cid: str, opts: CreateOptions) -> Container:
         os.chmod(c.fifo_path, 0o622)
         c.doc = _initial_state(c, spec, doc, opts)
         c.save()
-        init_pid = _spawn(c, spec, opts, lock_fd)
+        cgroup = _make_cgroup(c, spec, doc, opts)
+        init_pid = _spawn(c, spec, opts, lock_fd, cgroup, seccomp_filter)
         c.doc["status"] = "created"
         c.save()
         if opts.pid_file:
@@ -159,7 +179,26 @@ def _initial_state(c: Container, spec: Spec, doc: dict[str, Any],
     }
 
 
-def _spawn(c: Container, spec: Spec, opts: CreateOptions, lock_fd: int) -> int:
+def _make_cgroup(c: Container, spec: Spec, doc: dict[str, Any],
+                 opts: CreateOptions) -> Manager:
+    """config-linux.md "Control groups": the container's cgroup, with its limits and device
+    allow-list, exists before the init runs anything of the user's."""
+    from pyoci.cgroups.controllers import effective_device_rules
+    from pyoci.cgroups.manager import open_manager
+
+    mgr = open_manager(spec.linux.cgroups_path, c.id, systemd=opts.systemd_cgroup)
+    # Recorded before the first mkdir, so an interrupted create can still be cleaned up.
+    c.doc["pyoci"]["cgroup"] = mgr.to_state()
+    c.doc["pyoci"]["resources"] = (doc.get("linux") or {}).get("resources") or {}
+    c.save()
+    mgr.create()
+    mgr.set(spec.linux.resources,
+            effective_device_rules(spec.linux.resources, spec.linux.devices))
+    return mgr
+
+
+def _spawn(c: Container, spec: Spec, opts: CreateOptions, lock_fd: int, cgroup: Manager,
+           seccomp_filter: Any) -> int:
     """Fork the intermediate child and drive the conversation up to "ready"."""
     parent, child = Channel.pair()
     joined = namespaces.open_joined(spec.linux)
@@ -168,7 +207,7 @@ def _spawn(c: Container, spec: Spec, opts: CreateOptions, lock_fd: int) -> int:
                       parent_mnt_ns=namespaces.ns_inode("self", "mount"), state_dirfd=dirfd,
                       fifo_name=EXEC_FIFO, joined=joined, chan=child, no_pivot=opts.no_pivot,
                       no_new_keyring=opts.no_new_keyring, preserve_fds=opts.preserve_fds,
-                      caller_umask=_current_umask())
+                      caller_umask=_current_umask(), seccomp=seccomp_filter)
     import sys
 
     sys.stdout.flush()
@@ -184,6 +223,9 @@ def _spawn(c: Container, spec: Spec, opts: CreateOptions, lock_fd: int) -> int:
         os.close(fd)
     init_pid = 0
     try:
+        # Before it unshares anything: a new cgroup namespace is rooted where the child is.
+        cgroup.add(middle)
+        parent.send("cgroup")
         while True:
             msg = _recv(parent, "create namespaces")
             if msg["type"] == "userns":
@@ -214,7 +256,11 @@ def _spawn(c: Container, spec: Spec, opts: CreateOptions, lock_fd: int) -> int:
         except HookError as exc:
             raise StepError("run hooks", str(exc), hook=True) from None
         parent.send("hooks-done", state=state)
-        _recv(parent, "finish the container setup")
+        msg = _recv(parent, "finish the container setup")
+        if msg["type"] == "seccomp":
+            _hand_over_notify_fd(c, spec, init_pid, msg["fds"][0])
+            parent.send("seccomp-done")
+            _recv(parent, "finish the container setup")
         return init_pid
     except BaseException:
         if init_pid:
@@ -223,6 +269,24 @@ def _spawn(c: Container, spec: Spec, opts: CreateOptions, lock_fd: int) -> int:
         raise
     finally:
         parent.close()
+
+
+def _hand_over_notify_fd(c: Container, spec: Spec, init_pid: int, fd: int) -> None:
+    """config-linux.md "Seccomp": with SCMP_ACT_NOTIFY rules the runtime sends the notify fd
+    and the container's state to linux.seccomp.listenerPath."""
+    from pyoci.executors.seccomp import send_to_listener
+
+    seccomp = spec.linux.seccomp
+    assert seccomp is not None and seccomp.listener_path
+    try:
+        send_to_listener(seccomp.listener_path, fd, init_pid,
+                         c.spec_state("creating") | {"pid": init_pid},
+                         seccomp.listener_metadata)
+    except OSError as exc:
+        raise StepError(f"send the seccomp notify fd to {seccomp.listener_path}",
+                        describe_oserror(exc)) from None
+    finally:
+        os.close(fd)
 
 
 def _current_umask() -> int:
@@ -265,6 +329,7 @@ def _undo(c: Container, spec: Spec, init_pid: int, exc: BaseException) -> None:
         else:
             _reap(init_pid)
             wait_gone(init_pid, 10)
+    remove_cgroup(c)
     if isinstance(exc, StepError) and exc.hook:
         run_hooks_warn("poststop", spec.hooks.poststop, c.spec_state("stopped"))
     shutil.rmtree(c.dir, ignore_errors=True)

@@ -8,7 +8,12 @@ import signal
 
 from pyoci import log
 from pyoci.errors import PyociError, StateError
-from pyoci.operations.common import signal_container, wait_gone
+from pyoci.operations.common import (
+    container_cgroup,
+    remove_cgroup,
+    signal_container,
+    wait_gone,
+)
 from pyoci.state import Container
 
 
@@ -39,9 +44,13 @@ def delete(root: str, cid: str, force: bool = False) -> None:
                              "stopped (use --force to kill it first)")
         # Also when "stopped": a create that died after forking may have left its init.
         if c.init_alive():
+            mgr = container_cgroup(c)
+            if mgr is not None and mgr.exists() and mgr.frozen():
+                mgr.thaw()  # a frozen task dies of SIGKILL only once thawed on cgroup v1
             signal_container(c, signal.SIGKILL, all_processes=True)
             if not wait_gone(c.pid, 10):
                 raise PyociError(f'container "{cid}": init {c.pid} did not exit after SIGKILL')
+        remove_cgroup(c)
         shutil.rmtree(c.dir)
     hooks = c.doc.get("pyoci", {}).get("hooks", {}).get("poststop")
     if hooks:

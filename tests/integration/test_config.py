@@ -8,9 +8,7 @@ import copy
 import fcntl
 import json
 import os
-import shutil
 import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,7 +22,6 @@ from tests.helpers import (
     Runtime,
     assert_nothing_left,
     base_config,
-    clone_rootfs,
 )
 
 pytestmark = pytest.mark.integration
@@ -84,23 +81,6 @@ def mount_at(text: str, mountpoint: str) -> dict[str, Any]:
     found = [m for m in mountinfo(text) if m["mountpoint"] == mountpoint]
     assert found, f"nothing mounted at {mountpoint}:\n{text}"
     return found[-1]
-
-
-@pytest.fixture
-def open_bundle(tmp_path: Path, rootfs_template: Path) -> Iterator[Bundle]:
-    """A bundle every user can traverse (pytest's tmp dirs are 0700 root): a user
-    namespace's root is an unprivileged host uid that must still reach the rootfs and
-    bind sources, as with runc."""
-    top = Path(tempfile.mkdtemp(prefix="pyoci-cfg-"))
-    try:
-        os.chmod(top, 0o755)
-        path = top / "bundle"
-        path.mkdir(mode=0o755)
-        clone_rootfs(rootfs_template, path / "rootfs")
-        os.chmod(path / "rootfs", 0o755)
-        yield Bundle(path, base_config()).write()
-    finally:
-        shutil.rmtree(top, ignore_errors=True)
 
 
 @pytest.fixture

@@ -1,0 +1,689 @@
+"""The cgroup manager: where a container's cgroup lives on each hierarchy, and its life.
+
+``linux.cgroupsPath`` (config-linux.md "Cgroups path") is resolved with runc's cgroupfs
+rules (libcontainer/cgroups/fs/paths.go and fs2/defaultpath.go):
+
+* absolute: under the root of each hierarchy (the mount point);
+* relative: under the runtime's own cgroup of that hierarchy (/proc/self/cgroup); on a pure
+  v2 host under the *parent* of it, as runc does, because the runtime's own cgroup holds
+  processes and the no-internal-process rule (cgroup-v2.rst) would keep controllers from
+  being enabled for a child of it;
+* absent: the relative path ``<id>``;
+* with ``--systemd-cgroup``: ``slice:prefix:name``, mapped to the cgroupfs path systemd
+  would give the unit (``a-b.slice`` -> ``/a.slice/a-b.slice``, unit ``prefix-name.scope``);
+  no dbus is involved, the directories are made directly.
+
+The container gets a directory in every mounted v1 hierarchy (plus ``name=systemd``, as
+runc joins it) and, on hybrid and v2 hosts, in the unified hierarchy. The resource writers
+(controllers.py), the device rules (devices_v1.py / bpf_devices.py) and the statistics
+(stats.py) are imported only when used: the hot path (state, kill, delete, pause) builds a
+manager from state.json with :func:`manager_from_state` and never imports attrs or
+jsonschema.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from pyoci.cgroups import CgroupError
+from pyoci.errors import describe_oserror
+
+if TYPE_CHECKING:
+    from pyoci.cgroups.detect import Layout
+    from pyoci.config.model import DeviceRule, Resources
+
+#: The v2 counterpart of each v1 controller that has one (cgroup-v2.rst "Controllers";
+#: blkio became io, cpuacct's accounting is part of cpu). devices, freezer, net_cls,
+#: net_prio and perf_event have no v2 controller.
+V1_TO_V2 = {"memory": "memory", "cpu": "cpu", "cpuacct": "cpu", "cpuset": "cpuset",
+            "blkio": "io", "pids": "pids", "hugetlb": "hugetlb", "rdma": "rdma",
+            "misc": "misc"}
+
+#: ``unified`` keys with these prefixes are core files, present without any controller.
+_CORE_PREFIXES = frozenset({"cgroup"})
+
+FREEZE_TIMEOUT = 5.0      # seconds to wait for FROZEN / "frozen 1"
+RMDIR_TIMEOUT = 2.0       # seconds to retry EBUSY: killed processes may still be exiting
+
+
+# --- path resolution ----------------------------------------------------------------------
+
+def _normalize(path: str, what: str) -> str:
+    """Fold ``.``/``..``/``//`` of a cgroup path; refuse a ``..`` that climbs above its
+    base (the hierarchy root for absolute paths, the runtime's cgroup for relative ones).
+
+    runc silently clamps such a path (utils.CleanPath); refusing is safer and says why.
+    """
+    parts: list[str] = []
+    for comp in path.split("/"):
+        if comp in ("", "."):
+            continue
+        if comp == "..":
+            if not parts:
+                raise CgroupError(f"{what}: {path!r} escapes "
+                                  + ("the cgroup root" if path.startswith("/")
+                                     else "the runtime's cgroup") + " through '..'")
+            parts.pop()
+        else:
+            parts.append(comp)
+    return ("/" if path.startswith("/") else "") + "/".join(parts)
+
+
+def expand_slice(slice_name: str) -> str:
+    """systemd's slice naming: ``a-b-c.slice`` lives at ``/a.slice/a-b.slice/a-b-c.slice``
+    (systemd.slice(5)); ``-.slice`` is the root."""
+    suffix = ".slice"
+    if not slice_name.endswith(suffix) or len(slice_name) <= len(suffix) or "/" in slice_name:
+        raise CgroupError(f"linux.cgroupsPath: invalid systemd slice name {slice_name!r}")
+    stem = slice_name[:-len(suffix)]
+    if stem == "-":
+        return "/"
+    path, prefix = "", ""
+    for comp in stem.split("-"):
+        if not comp:
+            raise CgroupError(f"linux.cgroupsPath: invalid systemd slice name {slice_name!r}")
+        path += f"/{prefix}{comp}{suffix}"
+        prefix += f"{comp}-"
+    return path
+
+
+def systemd_path(cgroups_path: str | None, cid: str) -> str:
+    """The cgroupfs path runc's systemd driver ends up with for ``slice:prefix:name``.
+
+    Absent means ``system.slice``, prefix ``runc``, name = the id; an empty slice is
+    ``system.slice``; a name ending in ``.slice`` is a slice, anything else becomes the
+    scope unit ``prefix-name.scope`` (``name.scope`` without a prefix).
+    """
+    if cgroups_path is None or cgroups_path == "":
+        parent, prefix, name = "", "runc", cid
+    else:
+        parts = cgroups_path.split(":")
+        if len(parts) != 3:
+            raise CgroupError('linux.cgroupsPath: the systemd cgroup driver expects '
+                              f'"slice:prefix:name", found {cgroups_path!r}')
+        parent, prefix, name = parts
+    if not name:
+        raise CgroupError(f"linux.cgroupsPath: empty unit name in {cgroups_path!r}")
+    if name.endswith(".slice"):
+        unit = name
+    else:
+        unit = f"{prefix}-{name}.scope" if prefix else f"{name}.scope"
+    if "/" in unit:
+        raise CgroupError(f"linux.cgroupsPath: the unit name {unit!r} contains '/'")
+    return expand_slice(parent or "system.slice").rstrip("/") + "/" + unit
+
+
+def resolve(layout: Layout, cgroups_path: str | None, cid: str, *,
+            systemd: bool = False) -> tuple[dict[str, str], str | None]:
+    """The container's directories: (v1 controller or name=X -> dir, unified dir)."""
+    if systemd:
+        inner = _normalize(systemd_path(cgroups_path, cid), "linux.cgroupsPath")
+    else:
+        inner = _normalize(cgroups_path if cgroups_path else cid, "linux.cgroupsPath")
+        if inner in ("", "/"):
+            raise CgroupError(f"linux.cgroupsPath: {cgroups_path!r} names the cgroup of the "
+                              "runtime or the root of the hierarchy, not a container's own")
+
+    def place(mount_point: str, own_dir: str | None, what: str, use_parent: bool) -> str:
+        if inner.startswith("/"):
+            return mount_point.rstrip("/") + inner
+        if own_dir is None:
+            raise CgroupError(f"the runtime's own cgroup in the {what} hierarchy is not "
+                              f"visible under {mount_point}")
+        base = own_dir
+        if use_parent and os.path.normpath(own_dir) != os.path.normpath(mount_point):
+            base = os.path.dirname(own_dir.rstrip("/"))
+        return os.path.join(base, inner)
+
+    v1: dict[str, str] = {}
+    for h in layout.hierarchies():
+        d = place(h.mount_point, h.own_dir, ",".join(h.controllers), False)
+        for c in h.controllers:
+            v1[c] = d
+    unified = None
+    if layout.unified_mount is not None:
+        unified = place(layout.unified_mount, layout.unified_own_dir, "unified",
+                        layout.mode == "v2")
+    return v1, unified
+
+
+def open_manager(cgroups_path: str | None, cid: str, *, systemd: bool = False,
+                 layout: Layout | None = None) -> Manager:
+    """A manager for ``linux.cgroupsPath`` on this host (``layout`` is for tests)."""
+    if layout is None:
+        from pyoci.cgroups.detect import detect
+        try:
+            layout = detect()
+        except OSError as exc:
+            raise CgroupError(f"reading the cgroup layout: {describe_oserror(exc)}") from exc
+    if not layout.v1 and layout.unified_mount is None:
+        raise CgroupError("no cgroup hierarchy is mounted (see /proc/self/mountinfo)")
+    v1, unified = resolve(layout, cgroups_path, cid, systemd=systemd)
+    return Manager(layout.mode, v1, unified, layout.unified_mount)
+
+
+def manager_from_state(doc: dict[str, Any]) -> Manager:
+    """Rebuild a manager from :meth:`Manager.to_state`: no detection, no heavy import."""
+    try:
+        mode = doc["mode"]
+        v1 = {str(k): str(v) for k, v in (doc.get("v1") or {}).items()}
+        unified = doc.get("unified")
+        mount = doc.get("unified_mount")
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise CgroupError(f"state.json: malformed cgroup record {doc!r}") from exc
+    if mode not in ("v1", "v2", "hybrid"):
+        raise CgroupError(f"state.json: unknown cgroup mode {mode!r}")
+    return Manager(mode, v1, unified, mount)
+
+
+# --- small file helpers -------------------------------------------------------------------
+
+def _read(path: str) -> str:
+    with open(path) as f:
+        return f.read()
+
+
+def _write(path: str, value: str, what: str) -> None:
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            os.write(fd, value.encode())
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise CgroupError(f"{what}: writing {value.strip()!r} to {path}: "
+                          f"{describe_oserror(exc)}") from exc
+
+
+def _read_pids(path: str) -> list[int]:
+    try:
+        return [int(x) for x in _read(path).split()]
+    except FileNotFoundError:
+        return []
+
+
+def _events(directory: str) -> dict[str, str]:
+    """cgroup.events as a dict ("populated" and "frozen", cgroup-v2.rst)."""
+    try:
+        text = _read(os.path.join(directory, "cgroup.events"))
+    except FileNotFoundError:
+        return {}
+    return dict(line.split(None, 1) for line in text.splitlines() if " " in line)
+
+
+# --- the manager --------------------------------------------------------------------------
+
+class Manager:
+    """One container's cgroup across the hierarchies of this host.
+
+    ``v1`` maps each v1 controller (and ``name=systemd``) to the container's directory in
+    that hierarchy; co-mounted controllers share a directory. ``unified`` is the directory
+    in the cgroup2 hierarchy (hybrid and v2), ``unified_mount`` that hierarchy's mount point.
+    """
+
+    def __init__(self, mode: str, v1: dict[str, str], unified: str | None,
+                 unified_mount: str | None) -> None:
+        self.mode = mode
+        self.v1 = dict(v1) if mode != "v2" else {}
+        self.unified = unified if mode != "v1" else None
+        self.unified_mount = unified_mount if self.unified else None
+
+    def __repr__(self) -> str:
+        return f"Manager(mode={self.mode!r}, v1={self.v1!r}, unified={self.unified!r})"
+
+    # -- bookkeeping ------------------------------------------------------------------------
+
+    def to_state(self) -> dict[str, Any]:
+        """What state.json keeps, so later commands need no re-detection."""
+        return {"mode": self.mode, "v1": dict(self.v1), "unified": self.unified,
+                "unified_mount": self.unified_mount}
+
+    def directories(self) -> list[str]:
+        """Every directory of the container, once (v1 hierarchies first, then unified)."""
+        out: list[str] = []
+        for d in self.v1.values():
+            if d not in out:
+                out.append(d)
+        if self.unified is not None:
+            out.append(self.unified)
+        return out
+
+    def exists(self) -> bool:
+        return any(os.path.isdir(d) for d in self.directories())
+
+    def _freezer_dir(self) -> tuple[str, bool] | None:
+        """(directory, is_v1) of the freezer: v1's freezer controller, else cgroup.freeze
+        of the unified hierarchy (a core file of every non-root cgroup2, kernel >= 5.2)."""
+        if "freezer" in self.v1:
+            return self.v1["freezer"], True
+        if self.unified is not None:
+            return self.unified, False
+        return None
+
+    def _pids_dir(self) -> str | None:
+        """The directory whose subtree holds every process of the container."""
+        if self.unified is not None:
+            return self.unified
+        for c in ("freezer", "devices", "pids", "memory", "cpu"):
+            if c in self.v1:
+                return self.v1[c]
+        return next(iter(self.v1.values()), None)
+
+    # -- creation ---------------------------------------------------------------------------
+
+    def create(self) -> None:
+        """mkdir the container's cgroup in every hierarchy (and missing ancestors).
+
+        In the v1 cpuset hierarchy a new cgroup starts with empty cpuset.cpus/cpuset.mems
+        and the kernel refuses tasks into it (cgroup-v1/cpusets.rst), so every empty level
+        down to the container's copies them from its parent, as runc does. On failure the
+        directories made so far are removed.
+        """
+        made: list[str] = []
+        try:
+            for d in self.directories():
+                is_cpuset = d == self.v1.get("cpuset")
+                for level in self._missing_levels(d):
+                    try:
+                        os.mkdir(level, 0o755)
+                    except FileExistsError:
+                        continue
+                    except OSError as exc:
+                        raise CgroupError(f"creating the cgroup {level}: "
+                                          f"{describe_oserror(exc)}") from exc
+                    made.append(level)
+                if is_cpuset:
+                    _fill_cpuset(d)
+        except BaseException:
+            for level in reversed(made):
+                try:
+                    os.rmdir(level)
+                except OSError:
+                    pass
+            raise
+
+    @staticmethod
+    def _missing_levels(directory: str) -> list[str]:
+        """``directory`` and each ancestor that does not exist yet, top-down."""
+        levels = []
+        d = directory.rstrip("/")
+        while d and not os.path.isdir(d):
+            levels.append(d)
+            parent = os.path.dirname(d)
+            if parent == d:
+                break
+            d = parent
+        return list(reversed(levels))
+
+    def add(self, pid: int) -> None:
+        """Move ``pid`` (the whole process) into the container's cgroup everywhere."""
+        for d in self.directories():
+            _write(os.path.join(d, "cgroup.procs"), str(pid), f"adding pid {pid} to {d}")
+
+    # -- resources --------------------------------------------------------------------------
+
+    def set(self, res: Resources | None, device_rules: Sequence[DeviceRule] | None, *,
+            update: bool = False) -> None:
+        """Apply ``linux.resources`` and the device allow-list.
+
+        Each controller that a field needs (controllers.needed_v1/needed_v2) is written
+        where this host has it: its v1 hierarchy, or (hybrid, v2) the unified hierarchy, in
+        which case it is first enabled in cgroup.subtree_control of every ancestor. A
+        controller the host has nowhere is an error naming the field that needs it; runc
+        silently skips some of these, which would leave a limit the user asked for unset.
+        """
+        if res is not None:
+            from pyoci.cgroups import controllers as ctl
+
+            if self.mode == "v2":
+                self._set_v2(res, ctl.needed_v2(res), ctl, update)
+            else:
+                self._set_v1(res, ctl, update)
+        if device_rules is not None:
+            self._set_devices(device_rules)
+
+    def _unified_available(self) -> frozenset[str]:
+        if self.unified_mount is None:
+            return frozenset()
+        try:
+            text = _read(os.path.join(self.unified_mount, "cgroup.controllers"))
+        except OSError:
+            return frozenset()
+        return frozenset(text.split())
+
+    def _set_v1(self, res: Resources, ctl: Any, update: bool) -> None:
+        """v1 and hybrid: v1 where mounted, else the unified hierarchy (hybrid only)."""
+        available = self._unified_available()
+        needed = ctl.needed_v1(res)
+        on_v2: dict[str, str] = {}
+        for c1, json_path in needed.items():
+            if c1 in self.v1 or (c1 == "devices" and self.unified is not None):
+                continue   # (devices: the rules go to BPF on the unified hierarchy)
+            c2 = V1_TO_V2.get(c1)
+            if c2 is not None and c2 in available:
+                on_v2.setdefault(c2, json_path)
+                continue
+            raise CgroupError(f"{json_path} needs the {c1} controller, which this host "
+                              "does not mount")
+        for key in res.unified:
+            prefix = key.split(".", 1)[0]
+            if self.mode == "v1":
+                raise CgroupError(f"linux.resources.unified.{key} needs cgroup v2, which this "
+                                  "host does not mount")
+            if prefix in _CORE_PREFIXES:
+                continue
+            if prefix not in available:
+                where = (" (it is bound to a cgroup v1 hierarchy here)"
+                         if prefix in self.v1 or any(V1_TO_V2.get(c) == prefix
+                                                     for c in self.v1) else "")
+                raise CgroupError(f"linux.resources.unified.{key} needs the {prefix} "
+                                  f"controller on the unified hierarchy, which this host does "
+                                  f"not offer{where}")
+            on_v2.setdefault(prefix, f"linux.resources.unified.{key}")
+        for c1 in needed:
+            if c1 in self.v1:
+                ctl.apply_v1(c1, self.v1[c1], res, update=update)
+        if on_v2 or res.unified:
+            self._enable(on_v2)
+            ctl.apply_v2(self.unified, res, tuple(on_v2), update=update)
+
+    def _set_v2(self, res: Resources, needed: dict[str, str], ctl: Any, update: bool) -> None:
+        available = self._unified_available()
+        wanted = {c: p for c, p in needed.items() if c not in _CORE_PREFIXES}
+        for c, json_path in wanted.items():
+            if c not in available:
+                raise CgroupError(f"{json_path} needs the {c} controller, which this host's "
+                                  "cgroup v2 hierarchy does not offer (cgroup.controllers: "
+                                  f"{' '.join(sorted(available)) or 'none'})")
+        self._enable(wanted)
+        ctl.apply_v2(self.unified, res, tuple(wanted), update=update)
+
+    def _enable(self, needed: dict[str, str]) -> None:
+        """Enable ``needed`` controllers in cgroup.subtree_control of each ancestor of the
+        container's unified directory, top-down (a controller can only be enabled where the
+        parent has it enabled; cgroup-v2.rst "Enabling and Disabling")."""
+        if not needed or self.unified is None or self.unified_mount is None:
+            return
+        top = os.path.normpath(self.unified_mount)
+        rel = os.path.relpath(os.path.dirname(os.path.normpath(self.unified)), top)
+        levels = [top]
+        if rel != ".":
+            for comp in rel.split("/"):
+                levels.append(os.path.join(levels[-1], comp))
+        for level in levels:
+            path = os.path.join(level, "cgroup.subtree_control")
+            try:
+                have = set(_read(path).split())
+            except OSError as exc:
+                raise CgroupError(f"reading {path}: {describe_oserror(exc)}") from exc
+            for c, json_path in needed.items():
+                if c not in have:
+                    _write(path, f"+{c}", f"{json_path}: enabling the {c} controller")
+
+    def _set_devices(self, rules: Sequence[DeviceRule]) -> None:
+        """The allow-list: v1's devices controller, or a BPF_PROG_TYPE_CGROUP_DEVICE
+        program on the unified hierarchy (v2 has no devices controller; the kernel runs
+        the program on every device access, cgroup-v2.rst "Device controller")."""
+        if "devices" in self.v1:
+            from pyoci.cgroups import devices_v1
+
+            devices_v1.write_rules(self.v1["devices"], rules)
+        elif self.unified is not None:
+            from pyoci.cgroups import bpf_devices
+
+            bpf_devices.install(self.unified, rules)
+        else:
+            raise CgroupError("linux.resources.devices needs the devices controller or "
+                              "cgroup v2, and this host has neither")
+
+    # -- freezer ----------------------------------------------------------------------------
+
+    def freeze(self) -> None:
+        """Freeze every process of the container and wait until the kernel says so.
+
+        v1: freezer.state passes through FREEZING until every task is frozen; writing
+        FROZEN again retries tasks that could not be frozen yet (cgroup-v1/freezer-
+        subsystem.rst). v2: cgroup.freeze, then cgroup.events shows "frozen 1". A freeze
+        that does not complete in time is undone and reported.
+        """
+        where = self._need_freezer()
+        directory, is_v1 = where
+        if is_v1:
+            state = os.path.join(directory, "freezer.state")
+            deadline = time.monotonic() + FREEZE_TIMEOUT
+            delay = 0.001
+            while True:
+                _write(state, "FROZEN", "freezing the container")
+                if _read(state).strip() == "FROZEN":
+                    return
+                if time.monotonic() > deadline:
+                    break
+                time.sleep(delay)
+                delay = min(delay * 2, 0.05)
+        else:
+            _write(os.path.join(directory, "cgroup.freeze"), "1", "freezing the container")
+            if self._wait_events(directory, "1"):
+                return
+        try:
+            self.thaw()
+        except CgroupError:
+            pass
+        raise CgroupError(f"freezing the container in {directory}: not every process froze "
+                          f"within {FREEZE_TIMEOUT:g} s")
+
+    def thaw(self) -> None:
+        directory, is_v1 = self._need_freezer()
+        if is_v1:
+            state = os.path.join(directory, "freezer.state")
+            _write(state, "THAWED", "thawing the container")
+            deadline = time.monotonic() + FREEZE_TIMEOUT
+            while _read(state).strip() != "THAWED":
+                if time.monotonic() > deadline:
+                    raise CgroupError(f"thawing the container: {state} is still "
+                                      f"{_read(state).strip()}")
+                time.sleep(0.005)
+        else:
+            _write(os.path.join(directory, "cgroup.freeze"), "0", "thawing the container")
+            if not self._wait_events(directory, "0"):
+                # An ancestor may be frozen: the container then stays frozen by design.
+                raise CgroupError(f"thawing the container: {directory}/cgroup.events still "
+                                  "reports frozen (is an ancestor cgroup frozen?)")
+
+    def frozen(self) -> bool:
+        """True when the kernel reports the container frozen (paused)."""
+        where = self._freezer_dir()
+        if where is None:
+            return False
+        directory, is_v1 = where
+        try:
+            if is_v1:
+                return _read(os.path.join(directory, "freezer.state")).strip() == "FROZEN"
+            return _events(directory).get("frozen") == "1"
+        except FileNotFoundError:
+            return False
+
+    def _need_freezer(self) -> tuple[str, bool]:
+        where = self._freezer_dir()
+        if where is None:
+            raise CgroupError("pausing needs the freezer controller or cgroup v2, and this "
+                              "host has neither")
+        return where
+
+    @staticmethod
+    def _wait_events(directory: str, value: str) -> bool:
+        deadline = time.monotonic() + FREEZE_TIMEOUT
+        delay = 0.001
+        while True:
+            if _events(directory).get("frozen", value) == value:
+                return True
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
+
+    # -- processes --------------------------------------------------------------------------
+
+    def pids(self) -> list[int]:
+        """Every process in the container's cgroup and its sub-cgroups (sorted)."""
+        top = self._pids_dir()
+        if top is None or not os.path.isdir(top):
+            return []
+        found: set[int] = set()
+        for dirpath, _dirs, _files in os.walk(top):
+            found.update(_read_pids(os.path.join(dirpath, "cgroup.procs")))
+        return sorted(found)
+
+    def kill(self, sig: int) -> None:
+        """Send ``sig`` to every process of the container.
+
+        SIGKILL with cgroup.kill (kernel >= 5.14) kills the whole unified subtree at once,
+        including processes forked meanwhile. Otherwise, as runc's signalAllProcesses:
+        freeze (so nothing forks between listing and signalling), signal each pid, thaw.
+        A container that was paused stays paused, except after SIGKILL: it is thawed,
+        since under the v1 freezer its victims die only then.
+        """
+        if sig == signal.SIGKILL and self.unified is not None:
+            kill_file = os.path.join(self.unified, "cgroup.kill")
+            if os.path.exists(kill_file):
+                _write(kill_file, "1", "killing the container")
+                # A v1 (hybrid) freeze holds even SIGKILL: the victims die only once
+                # thawed. v2 lets them die; thawing there keeps both modes alike (a killed
+                # container is not left "paused").
+                if self.frozen():
+                    self.thaw()
+                return
+        was_frozen = self.frozen()
+        can_freeze = self._freezer_dir() is not None and self.exists()
+        if can_freeze and not was_frozen:
+            try:
+                self.freeze()
+            except CgroupError:
+                can_freeze = False   # signal anyway: a stuck freeze must not block a kill
+        try:
+            for pid in self.pids():
+                try:
+                    os.kill(pid, sig)
+                except ProcessLookupError:
+                    pass
+                except OSError as exc:
+                    raise CgroupError(f"sending signal {sig} to pid {pid}: "
+                                      f"{describe_oserror(exc)}") from exc
+        finally:
+            if can_freeze and (not was_frozen or sig == signal.SIGKILL):
+                self.thaw()
+
+    # -- statistics -------------------------------------------------------------------------
+
+    def stats(self) -> dict[str, Any]:
+        """runc's ``events --stats`` data; on hybrid hosts v1 figures first, the unified
+        hierarchy adds what no v1 hierarchy has (e.g. hugetlb)."""
+        from pyoci.cgroups import stats as st
+
+        if self.mode == "v2":
+            return st.stats_v2(self.unified)
+        v1 = {c: d for c, d in self.v1.items() if not c.startswith("name=")}
+        data = st.stats_v1(v1)
+        if self.unified is not None and os.path.isdir(self.unified):
+            for key, value in st.stats_v2(self.unified).items():
+                data.setdefault(key, value)
+        return data
+
+    def oom_kill_count(self) -> int:
+        """How many processes the OOM killer took in the container (memory controller)."""
+        from pyoci.cgroups import stats as st
+
+        if "memory" in self.v1:
+            return st.oom_kill_count_v1(self.v1["memory"])
+        if self.unified is not None:
+            return st.oom_kill_count_v2(self.unified)
+        return 0
+
+    # -- removal ----------------------------------------------------------------------------
+
+    def destroy(self) -> None:
+        """rmdir the container's cgroup (children first) in every hierarchy.
+
+        A cgroup can only be removed once empty: processes just killed may still be
+        exiting (EBUSY), so each rmdir is retried briefly. Missing directories are fine
+        (delete after a failed create, or a second delete).
+        """
+        failures = []
+        for top in self.directories():
+            if not os.path.isdir(top):
+                continue
+            subdirs = [dp for dp, _d, _f in os.walk(top, topdown=False)]
+            for d in subdirs:
+                err = _rmdir_retry(d)
+                if err is not None:
+                    failures.append(f"{d}: {err}")
+        if failures:
+            raise CgroupError("removing the container's cgroup: " + "; ".join(failures))
+
+
+def _cpuset_file(directory: str, name: str) -> str | None:
+    """cpuset.<name>, or <name> in a hierarchy mounted with ``noprefix``."""
+    for fname in (f"cpuset.{name}", name):
+        path = os.path.join(directory, fname)
+        if os.path.exists(path):
+            return path
+    return None
+
+
+def _fill_cpuset(directory: str) -> None:
+    """Give ``directory`` and each empty ancestor cpus/mems, copying top-down from the
+    nearest ancestor that has both."""
+    levels = []
+    cur = directory.rstrip("/")
+    while True:
+        files = [_cpuset_file(cur, n) for n in ("cpus", "mems")]
+        if None in files:
+            break   # not a cpuset cgroup (above the mount point)
+        try:
+            if all(_read(f).strip() for f in files if f):
+                break
+        except OSError as exc:
+            raise CgroupError(f"reading the cpuset of {cur}: {describe_oserror(exc)}") from exc
+        levels.append(cur)
+        parent = os.path.dirname(cur)
+        if parent == cur:
+            break
+        cur = parent
+    for level in reversed(levels):
+        parent = os.path.dirname(level)
+        for name in ("cpus", "mems"):
+            mine, theirs = _cpuset_file(level, name), _cpuset_file(parent, name)
+            if mine is None or theirs is None:
+                continue
+            try:
+                if _read(mine).strip():
+                    continue
+                value = _read(theirs).strip()
+            except OSError as exc:
+                raise CgroupError(f"reading {theirs}: {describe_oserror(exc)}") from exc
+            if value:
+                _write(mine, value, f"copying {os.path.basename(mine)} from the parent cgroup")
+
+
+def _rmdir_retry(directory: str) -> str | None:
+    deadline = time.monotonic() + RMDIR_TIMEOUT
+    delay = 0.005
+    while True:
+        try:
+            os.rmdir(directory)
+            return None
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            if exc.errno != errno.EBUSY or time.monotonic() > deadline:
+                return describe_oserror(exc)
+        time.sleep(delay)
+        delay = min(delay * 2, 0.1)
+
+
+__all__ = ["Manager", "expand_slice", "manager_from_state", "open_manager", "resolve",
+           "systemd_path"]

@@ -1,0 +1,71 @@
+"""Linux security modules: process.apparmorProfile, process.selinuxLabel, linux.mountLabel.
+
+config.md asks the runtime to apply these; a host without the module cannot, and running
+the container unconfined instead would silently weaken what the config asked for. So
+:func:`check` refuses the config at create (exit 1, nothing made) when the LSM it names is
+not active, and the init applies the labels right before execve when it is:
+
+- AppArmor: ``exec <profile>`` written to /proc/self/attr/apparmor/exec (the per-LSM file
+  of kernels >= 5.8; /proc/self/attr/exec before that) changes the profile at execve.
+- SELinux: the process label goes to /proc/self/attr/exec the same way; mountLabel is
+  passed as the ``context=`` option of the filesystems the runtime mounts (see
+  :func:`pyoci.executors.mounts.mount_entry`).
+"""
+
+from __future__ import annotations
+
+import os
+
+from pyoci.config.model import Spec
+from pyoci.errors import PyociError
+
+_APPARMOR_ENABLED = "/sys/module/apparmor/parameters/enabled"
+_SELINUX_FS = "/sys/fs/selinux"
+
+
+def apparmor_enabled() -> bool:
+    try:
+        with open(_APPARMOR_ENABLED) as f:
+            return f.read().strip() == "Y" and os.path.isdir("/sys/kernel/security/apparmor")
+    except OSError:
+        return False
+
+
+def selinux_enabled() -> bool:
+    return os.path.exists(os.path.join(_SELINUX_FS, "enforce"))
+
+
+def check(spec: Spec) -> None:
+    """Refuse labels for an LSM this host does not run (see the module docstring)."""
+    proc = spec.process
+    if proc is not None and proc.apparmor_profile and not apparmor_enabled():
+        raise PyociError(f"process.apparmorProfile: AppArmor is not enabled on this host, so "
+                         f"profile {proc.apparmor_profile!r} cannot be applied; remove the "
+                         "field or enable AppArmor")
+    for where, label in (("process.selinuxLabel", proc.selinux_label if proc else None),
+                         ("linux.mountLabel", spec.linux.mount_label)):
+        if label and not selinux_enabled():
+            raise PyociError(f"{where}: SELinux is not enabled on this host ({_SELINUX_FS} "
+                             f"is not mounted), so label {label!r} cannot be applied; "
+                             "remove the field or enable SELinux")
+
+
+def _write_exec_attr(lsm: str, value: str) -> None:
+    """Labels written to attr/exec take effect at the next execve, not now: the init can
+    still finish its own setup under the runtime's label."""
+    path = f"/proc/thread-self/attr/{lsm}/exec"
+    if not os.path.exists(path):
+        path = "/proc/thread-self/attr/exec"
+    with open(path, "w") as f:
+        f.write(value)
+
+
+def apply_exec_labels(spec: Spec) -> None:
+    proc = spec.process
+    if proc is None:
+        return
+    if proc.apparmor_profile:
+        _write_exec_attr("apparmor", f"exec {proc.apparmor_profile}")
+    if proc.selinux_label:
+        _write_exec_attr("selinux", proc.selinux_label)
+
