@@ -195,3 +195,7 @@ def own_cgroup(controller: str) -> str:
 def assert_no_cgroup(path: str) -> None:
     left = [str(d) for d in cgroup_dirs(path) if d.exists()]
     assert left == [], f"cgroup left behind: {left}"
+
+
+def write_config(bundle_dir: Path, config: dict[str, Any]) -> None:
+    (bundle_dir / "config.json").write_text(json.dumps(config, indent=1))

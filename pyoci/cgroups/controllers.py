@@ -22,7 +22,7 @@ Decisions, each with its reason:
   shares to weight 39, below the kernel's default 100, so a container that asked for
   nothing special lost CPU against its siblings; the new one maps default to default.
 * Settings with no v2 counterpart (realtime CPU, swappiness, disableOOMKiller, blkio leaf
-  weights, network, kernel memory) are ignored on v2, as runc's fs2 does.
+  weights, network, kernel memory) are ignored on v2, as runc's fs2 does, with a warning.
 * ``checkBeforeUpdate`` (config-linux.md: the runtime MUST reject a limit below current
   usage) is checked on ``update`` for v2 (runc's CheckMemoryUsage) and, beyond runc, for v1
   too, where the kernel would otherwise reclaim page cache and accept a limit below usage.
@@ -613,9 +613,11 @@ def _v2_memory(d: str, res: Resources, update: bool) -> None:
 
 
 def _ignored_on_v2(*fields: tuple[str, bool], prefix: str) -> None:
+    """runc's fs2 drops these silently; pyoci says so (a warning, as the value asked for
+    cannot be honoured, yet refusing would break configs written for v1 hosts)."""
     for name, present in fields:
         if present:
-            log.debug(f"{P}.{prefix}.{name}: ignored: cgroup v2 has no equivalent")
+            log.warn(f"{P}.{prefix}.{name}: ignored: cgroup v2 has no equivalent")
 
 
 def _v2_io(d: str, res: Resources, update: bool) -> None:
