@@ -611,3 +611,90 @@ def assert_gone(runtime: Runtime, cid: str) -> None:
 
 def host_ns(kind: str) -> str:
     return os.readlink(f"/proc/self/ns/{kind}")
+
+
+# --------------------------------------------------------------------------
+# cgroups (read-only views of the host's hierarchies, for the cgroup cases)
+
+CGROUP_MOUNT_ROOT = Path("/sys/fs/cgroup")
+
+
+def cgroup_mounts() -> dict[str, Path]:
+    """Controller -> mount point of its hierarchy, from /proc/self/mountinfo.
+
+    A v1 hierarchy is keyed by each controller in its super options
+    (``memory``, ``cpu``, ``name=systemd`` ...); the cgroup2 hierarchy is keyed
+    ``""`` (as in the ``0::`` line of /proc/PID/cgroup)."""
+    found: dict[str, Path] = {}
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        left, _, right = line.partition(" - ")
+        fstype, _source, options = (right.split() + ["", "", ""])[:3]
+        point = Path(left.split()[4].replace("\\040", " "))
+        if fstype == "cgroup2":
+            found.setdefault("", point)
+        elif fstype == "cgroup":
+            for opt in options.split(","):
+                if opt not in ("rw", "ro") and not opt.startswith(("release_agent=", "xattr")):
+                    found.setdefault(opt, point)
+    return found
+
+
+def cgroup_v2_controllers() -> set[str]:
+    """Controllers available in the cgroup2 hierarchy (empty if none)."""
+    mount = cgroup_mounts().get("")
+    if mount is None:
+        return set()
+    try:
+        return set((mount / "cgroup.controllers").read_text().split())
+    except OSError:
+        return set()
+
+
+def cgroup_membership(pid: int | str = "self") -> dict[str, str]:
+    """Controller -> cgroup path of ``pid`` from /proc/PID/cgroup (each v1
+    controller of a line gets its own key; the cgroup2 line is key ``""``)."""
+    paths: dict[str, str] = {}
+    for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines():
+        _hid, controllers, path = line.split(":", 2)
+        if not controllers:
+            paths[""] = path
+        for name in controllers.split(","):
+            if name:
+                paths[name] = path
+    return paths
+
+
+def cgroup_dir(controller: str, path: str) -> Path | None:
+    """Host directory of cgroup ``path`` in the hierarchy of ``controller``
+    (None if that hierarchy is not mounted)."""
+    mount = cgroup_mounts().get(controller)
+    if mount is None:
+        return None
+    return mount / path.lstrip("/")
+
+
+def process_cgroup_dir(pid: int, controller: str) -> Path | None:
+    """Host directory of the cgroup ``pid`` is in, for ``controller``."""
+    path = cgroup_membership(pid).get(controller)
+    return None if path is None else cgroup_dir(controller, path)
+
+
+def cgroup_dirs_along(path: str) -> list[Path]:
+    """Every directory an absolute cgroup ``path`` names or passes through,
+    in every mounted hierarchy (shallowest first within each)."""
+    parts = [p for p in path.split("/") if p]
+    dirs: list[Path] = []
+    for mount in sorted(set(cgroup_mounts().values())):
+        for depth in range(1, len(parts) + 1):
+            dirs.append(mount.joinpath(*parts[:depth]))
+    return dirs
+
+
+def remove_cgroup_dirs(dirs: list[Path]) -> list[Path]:
+    """rmdir the given cgroup directories, deepest first, ignoring ones that
+    are gone or busy (a cgroup with members or children cannot be removed,
+    so a directory someone else uses is never lost). Returns what remains."""
+    for path in sorted(dirs, key=lambda p: len(p.parts), reverse=True):
+        with contextlib.suppress(OSError):
+            path.rmdir()
+    return [p for p in dirs if p.exists()]

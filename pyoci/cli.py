@@ -44,8 +44,15 @@ PRESERVE = Annotated[int, typer.Option("--preserve-fds", min=0,
 
 
 def _version(value: bool) -> None:
+    """runc's three lines: version, runtime-spec version, libseccomp version."""
     if value:
-        typer.echo(f"pyoci version {__version__}\nspec: {OCI_VERSION}")
+        from pyoci.libseccomp import version_string
+
+        try:
+            seccomp = version_string()
+        except PyociError:
+            seccomp = "not installed"
+        typer.echo(f"pyoci version {__version__}\nspec: {OCI_VERSION}\nlibseccomp: {seccomp}")
         raise typer.Exit()
 
 
@@ -138,6 +145,42 @@ def run(container_id: ID, bundle: BUNDLE = ".", pid_file: PID_FILE = None,
 
     return do_run(G.root, container_id, _create_options(
         bundle, pid_file, console_socket, no_pivot, no_new_keyring, preserve_fds), detach)
+
+
+@app.command("exec", context_settings={"allow_interspersed_args": False})
+def exec_(
+    container_id: ID,
+    command: Annotated[list[str] | None, typer.Argument(help="command and arguments")]
+    = None,
+    process: Annotated[str | None, typer.Option("--process", "-p",
+                                                help="process.json to run")] = None,
+    tty: Annotated[bool, typer.Option("--tty", "-t", help="allocate a pseudo-TTY")] = False,
+    console_socket: CONSOLE = None,
+    detach: Annotated[bool, typer.Option("--detach", "-d", help="do not wait")] = False,
+    pid_file: PID_FILE = None,
+    cwd: Annotated[str | None, typer.Option("--cwd", help="working directory")] = None,
+    env: Annotated[list[str] | None, typer.Option("--env", "-e", help="KEY=VALUE")] = None,
+    user: Annotated[str | None, typer.Option("--user", "-u", help="uid[:gid]")] = None,
+    additional_gids: Annotated[list[int] | None, typer.Option(
+        "--additional-gids", "-g", help="extra group id")] = None,
+    cap: Annotated[list[str] | None, typer.Option("--cap", "-c", help="add a capability")]
+    = None,
+    no_new_privs: Annotated[bool, typer.Option("--no-new-privs",
+                                               help="set no_new_privs")] = False,
+    apparmor: Annotated[str | None, typer.Option("--apparmor", help="AppArmor profile")]
+    = None,
+    process_label: Annotated[str | None, typer.Option("--process-label",
+                                                      help="SELinux label")] = None,
+    preserve_fds: PRESERVE = 0,
+) -> int:
+    """Run a process in a running container."""
+    from pyoci.operations.exec import ExecOptions, exec_process
+
+    return exec_process(G.root, container_id, ExecOptions(
+        args=command or [], process_file=process, tty=tty, console_socket=console_socket,
+        detach=detach, pid_file=pid_file, cwd=cwd, env=env or [], user=user,
+        additional_gids=additional_gids or [], caps=cap or [], no_new_privs=no_new_privs,
+        apparmor=apparmor, process_label=process_label, preserve_fds=preserve_fds))
 
 
 @app.command()
@@ -237,6 +280,14 @@ def spec(bundle: BUNDLE = ".",
     from pyoci.operations.spec import write_spec
 
     write_spec(bundle, rootless)
+
+
+@app.command()
+def features() -> None:
+    """Print what this runtime supports on this host (runtime-spec features.md)."""
+    from pyoci.operations.features import features_json
+
+    typer.echo(features_json())
 
 
 @app.command()

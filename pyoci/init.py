@@ -23,9 +23,9 @@ from typing import Any, NoReturn
 import attrs
 
 from pyoci import syscalls as sc
-from pyoci.config.model import Capabilities, Spec
+from pyoci.config.model import Capabilities, Process, Spec
 from pyoci.errors import describe_oserror
-from pyoci.executors import capabilities, devices, lsm, mounts, namespaces, process
+from pyoci.executors import capabilities, devices, lsm, mounts, namespaces, process, terminal
 from pyoci.executors.hooks import HookError, run_hooks
 from pyoci.executors.paths import ensure_dir
 from pyoci.sync import Channel
@@ -100,6 +100,54 @@ def intermediate(ctx: InitContext) -> NoReturn:
         pass
     finally:
         os._exit(code)
+
+
+@attrs.frozen
+class ExecContext:
+    """What an `exec`'d process needs: its spec, the container's namespaces (opened fds, in
+    joining order) and the compiled seccomp filter of the container."""
+    process: Process
+    joined: list[tuple[str, int]]
+    chan: Channel
+    seccomp: Any = None
+    caller_umask: int = 0o022
+    preserve_fds: int = 0
+
+
+def exec_intermediate(ctx: ExecContext) -> NoReturn:
+    """exec's first child: into the container's cgroup (the parent moves us), then its
+    namespaces; fork, since a joined pid or time namespace applies to children only."""
+    code = 1
+    try:
+        ctx.chan.expect("cgroup")
+        with step(ctx.chan, "join the container's namespaces"):
+            namespaces.join(ctx.joined)
+        with step(ctx.chan, "fork the process"):
+            pid = os.fork()
+        if pid == 0:
+            _exec_process(ctx)
+        ctx.chan.send("pid", pid=pid)
+        code = 0
+    except BaseException:  # noqa: BLE001 - reported through the channel already
+        pass
+    finally:
+        os._exit(code)
+
+
+def _exec_process(ctx: ExecContext) -> NoReturn:
+    try:
+        _reset_signals()
+        ctx.chan.expect("go")
+        with step(ctx.chan, "close inherited file descriptors"):
+            _mark_fds_cloexec(3 + ctx.preserve_fds)
+        path, env = become_process(ctx.chan, ctx.process, ctx.seccomp, ctx.caller_umask)
+        ctx.chan.send("ready")
+        # The channel is close-on-exec: the parent reads end-of-file once execve worked.
+        with step(ctx.chan, f"exec {path}"):
+            os.execve(path, list(ctx.process.args), env)
+    except BaseException:  # noqa: BLE001 - reported through the channel already
+        pass
+    os._exit(127)
 
 
 def _dev_is_bound(spec: Spec) -> bool:
@@ -190,39 +238,7 @@ def _setup_and_exec(ctx: InitContext) -> None:
     if proc is None:
         # runtime.md: create works without a process; start then MUST fail.
         _ready_then_fail(ctx, state, "process was not set in config.json; nothing to start")
-    for rl in proc.rlimits:
-        with step(chan, f"set rlimit {rl.type}"):
-            process.set_rlimit(rl)
-    if ctx.seccomp is not None and not proc.no_new_privileges:
-        # Without no_new_privs the kernel only lets CAP_SYS_ADMIN install a filter: load it
-        # while we still have it (runc's order), before capabilities are dropped.
-        _load_seccomp(ctx)
-
-    env = process.build_env(proc)
-    # Without process.capabilities the process gets none (as runc does), not ours.
-    caps = proc.capabilities or Capabilities()
-    with step(chan, "apply the capability bounding set"):
-        capabilities.apply_bounding(caps)
-    with step(chan, "set user"):
-        setgroups = _setgroups_allowed()
-        process.switch_user(proc.user, setgroups)
-    with step(chan, "set capabilities"):
-        capabilities.apply_sets(caps)
-    # config.md: without process.user.umask, the caller's umask is kept.
-    os.umask(ctx.caller_umask if proc.user.umask is None else proc.user.umask)
-    with step(chan, f"change to cwd {proc.cwd}"):
-        os.chdir(proc.cwd)
-    if proc.no_new_privileges:
-        with step(chan, "set no_new_privs"):
-            sc.set_no_new_privs()
-    with step(chan, "look up the program"):
-        path = process.find_executable(proc.args[0], env)
-    with step(chan, "set LSM labels for exec"):
-        lsm.apply_exec_labels(spec)
-    if ctx.seccomp is not None and proc.no_new_privileges:
-        # As late as possible, so the profile need not allow pyoci's own setup syscalls.
-        _load_seccomp(ctx)
-
+    path, env = become_process(chan, proc, ctx.seccomp, ctx.caller_umask)
     chan.send("ready")
     chan.close()
     # Blocks until `start` opens the FIFO for reading: the container is "created".
@@ -238,14 +254,63 @@ def _setup_and_exec(ctx: InitContext) -> None:
     os._exit(1)
 
 
-def _load_seccomp(ctx: InitContext) -> None:
-    with step(ctx.chan, "load the seccomp filter"):
-        notify_fd = ctx.seccomp.load()
+def become_process(chan: Channel, proc: Process, seccomp: Any, caller_umask: int
+                   ) -> tuple[str, dict[str, str]]:
+    """The process attributes of config.md "Process", in the order that keeps each one
+    possible: rlimits, terminal, capabilities across the uid change, umask, cwd, labels,
+    no_new_privs, seccomp. Shared by the container's init and `exec`. Returns the program
+    to exec and its environment."""
+    for rl in proc.rlimits:
+        with step(chan, f"set rlimit {rl.type}"):
+            process.set_rlimit(rl)
+    if proc.terminal:
+        with step(chan, "set up the terminal"):
+            master, slave = terminal.open_pty(proc.console_size)
+            terminal.become_controlling(slave, proc.user.uid, proc.user.gid)
+        # The runtime passes the master on (console socket or its own relay).
+        chan.send_fd("terminal", master)
+        os.close(master)
+        chan.expect("terminal-done")
+    if seccomp is not None and not proc.no_new_privileges:
+        # Without no_new_privs the kernel only lets CAP_SYS_ADMIN install a filter: load it
+        # while we still have it (runc's order), before capabilities are dropped.
+        _load_seccomp(chan, seccomp)
+
+    env = process.build_env(proc)
+    # Without process.capabilities the process gets none (as runc does), not ours.
+    caps = proc.capabilities or Capabilities()
+    with step(chan, "apply the capability bounding set"):
+        capabilities.apply_bounding(caps)
+    with step(chan, "set user"):
+        setgroups = _setgroups_allowed()
+        process.switch_user(proc.user, setgroups)
+    with step(chan, "set capabilities"):
+        capabilities.apply_sets(caps)
+    # config.md: without process.user.umask, the caller's umask is kept.
+    os.umask(caller_umask if proc.user.umask is None else proc.user.umask)
+    with step(chan, f"change to cwd {proc.cwd}"):
+        os.chdir(proc.cwd)
+    if proc.no_new_privileges:
+        with step(chan, "set no_new_privs"):
+            sc.set_no_new_privs()
+    with step(chan, "look up the program"):
+        path = process.find_executable(proc.args[0], env)
+    with step(chan, "set LSM labels for exec"):
+        lsm.apply_exec_labels(proc)
+    if seccomp is not None and proc.no_new_privileges:
+        # As late as possible, so the profile need not allow pyoci's own setup syscalls.
+        _load_seccomp(chan, seccomp)
+    return path, env
+
+
+def _load_seccomp(chan: Channel, seccomp: Any) -> None:
+    with step(chan, "load the seccomp filter"):
+        notify_fd = seccomp.load()
     if notify_fd is not None:
         # The parent sends it on to linux.seccomp.listenerPath, which is outside our rootfs.
-        ctx.chan.send_fd("seccomp", notify_fd)
+        chan.send_fd("seccomp", notify_fd)
         os.close(notify_fd)
-        ctx.chan.expect("seccomp-done")
+        chan.expect("seccomp-done")
 
 
 def _ready_then_fail(ctx: InitContext, state: dict, reason: str) -> NoReturn:

@@ -22,6 +22,7 @@ DEFAULT_ROOT = "/run/pyoci"
 STATE_FILE = "state.json"
 EXEC_FIFO = "exec.fifo"
 LOCK_FILE = ".lock"
+SPEC_FILE = "config.json"  # the validated config, kept for exec
 
 # runc's rule: word characters, '+', '-' and '.', but never a path ('.', '..', '/').
 _ID_RE = re.compile(r"^[\w+\-.]+$")

@@ -74,6 +74,8 @@ def load_process(doc: dict[str, Any]) -> Process:
         cwd=doc.get("cwd", "/"),
         env=_strs(doc.get("env")),
         terminal=bool(doc.get("terminal", False)),
+        console_size=None if not doc.get("consoleSize") else (
+            doc["consoleSize"]["height"], doc["consoleSize"]["width"]),
         user=User(uid=user.get("uid", 0), gid=user.get("gid", 0), umask=user.get("umask"),
                   additional_gids=tuple(user.get("additionalGids") or ())),
         rlimits=tuple(Rlimit(r["type"], r["soft"], r["hard"]) for r in doc.get("rlimits") or ()),

@@ -69,6 +69,7 @@ class Process:
     cwd: str
     env: tuple[str, ...] = ()
     terminal: bool = False
+    console_size: tuple[int, int] | None = None  # (height, width)
     user: User = User()
     rlimits: tuple[Rlimit, ...] = ()
     no_new_privileges: bool = False

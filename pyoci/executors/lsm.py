@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 
-from pyoci.config.model import Spec
+from pyoci.config.model import Process, Spec
 from pyoci.errors import PyociError
 
 _APPARMOR_ENABLED = "/sys/module/apparmor/parameters/enabled"
@@ -60,10 +60,7 @@ def _write_exec_attr(lsm: str, value: str) -> None:
         f.write(value)
 
 
-def apply_exec_labels(spec: Spec) -> None:
-    proc = spec.process
-    if proc is None:
-        return
+def apply_exec_labels(proc: Process) -> None:
     if proc.apparmor_profile:
         _write_exec_attr("apparmor", f"exec {proc.apparmor_profile}")
     if proc.selinux_label:

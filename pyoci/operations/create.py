@@ -29,6 +29,7 @@ import fcntl
 import os
 import shutil
 import signal
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from pyoci import OCI_VERSION, log
@@ -38,8 +39,21 @@ from pyoci.errors import PyociError, StepError, describe_oserror
 from pyoci.executors import namespaces
 from pyoci.executors.hooks import HookError, run_hooks, run_hooks_warn
 from pyoci.init import InitContext, intermediate
-from pyoci.operations.common import now_rfc3339, remove_cgroup, wait_gone, write_pid_file
-from pyoci.state import EXEC_FIFO, LOCK_FILE, Container, proc_stat
+from pyoci.operations.common import (
+    current_umask,
+    now_rfc3339,
+    remove_cgroup,
+    wait_gone,
+    write_pid_file,
+)
+from pyoci.state import (
+    EXEC_FIFO,
+    LOCK_FILE,
+    SPEC_FILE,
+    Container,
+    proc_stat,
+    write_json_atomic,
+)
 from pyoci.sync import Channel, ChannelClosed
 
 if TYPE_CHECKING:
@@ -47,27 +61,36 @@ if TYPE_CHECKING:
 
 
 class CreateOptions:
+    """``console_sink``: `run` in the foreground takes the pty master itself (it relays it)
+    instead of sending it to a --console-socket."""
     __slots__ = ("bundle", "pid_file", "console_socket", "no_pivot", "no_new_keyring",
-                 "preserve_fds", "systemd_cgroup")
+                 "preserve_fds", "systemd_cgroup", "console_sink")
 
     def __init__(self, bundle: str = ".", pid_file: str | None = None,
                  console_socket: str | None = None, no_pivot: bool = False,
                  no_new_keyring: bool = False, preserve_fds: int = 0,
-                 systemd_cgroup: bool = False) -> None:
+                 systemd_cgroup: bool = False,
+                 console_sink: Callable[[int], None] | None = None) -> None:
         self.bundle = os.path.abspath(bundle)
         self.pid_file = pid_file
-        self.console_socket = console_socket
+        self.console_socket = os.path.abspath(console_socket) if console_socket else None
+        self.console_sink = console_sink
         self.no_pivot = no_pivot
         self.no_new_keyring = no_new_keyring
         self.preserve_fds = preserve_fds
         self.systemd_cgroup = systemd_cgroup
 
 
-def _check_supported(spec: Spec, opts: CreateOptions) -> None:
+def _check_supported(spec: Spec, doc: dict[str, Any], opts: CreateOptions) -> None:
     """Refuse what this build cannot do yet rather than silently run without it."""
-    if spec.process is not None and spec.process.terminal or opts.console_socket:
-        raise PyociError("process.terminal: terminals and --console-socket are not supported "
-                         "by this build of pyoci yet; set \"terminal\": false")
+    terminal = spec.process is not None and spec.process.terminal
+    if terminal and not opts.console_socket and opts.console_sink is None:
+        # runc's rule: the pty master must go somewhere once the runtime has exited.
+        raise PyociError("process.terminal is true: a detached container needs "
+                         "--console-socket to receive its terminal")
+    if opts.console_socket and not terminal:
+        raise PyociError("--console-socket is given but process.terminal is false: "
+                         "there is no terminal to send")
     if spec.linux.intel_rdt:
         # runc refuses too: running without the cache/bandwidth split the config asked for
         # would be a silent downgrade.
@@ -91,6 +114,13 @@ def _check_supported(spec: Spec, opts: CreateOptions) -> None:
             # config.md says SHOULD be absolute; runc takes it relative to / and warns.
             log.warn(f"mount destination {m.destination!r} is not absolute; "
                      f"using /{m.destination}")
+    if spec.linux.memory_policy:
+        raise PyociError("linux.memoryPolicy: NUMA memory policies are not applied by this "
+                         "build of pyoci; remove the field to run without one")
+    for i, m in enumerate(doc.get("mounts") or ()):
+        if m.get("uidMappings") or m.get("gidMappings"):
+            raise PyociError(f"mounts[{i}]: id-mapped mounts (uidMappings/gidMappings) are "
+                             "not supported by this build of pyoci")
     if spec.linux.net_devices:
         raise PyociError("linux.netDevices: moving network devices is not supported by this "
                          "build of pyoci yet")
@@ -115,7 +145,7 @@ def create(root: str, cid: str, opts: CreateOptions) -> Container:
     c = Container(root, cid)  # validates the id before anything is read or made
     # runtime.md: a config without `process` can be created; `start` then fails.
     spec, doc = load_bundle(opts.bundle)
-    _check_supported(spec, opts)
+    _check_supported(spec, doc, opts)
     _check_preserved_fds(opts.preserve_fds)
     # Compiled here, before anything exists: an unknown syscall name is a config error
     # with nothing to undo. The init only loads it.
@@ -141,6 +171,9 @@ def create(root: str, cid: str, opts: CreateOptions) -> Container:
         os.chmod(c.fifo_path, 0o622)
         c.doc = _initial_state(c, spec, doc, opts)
         c.save()
+        # exec builds its process from this (validated already) rather than re-reading a
+        # bundle that may have changed since.
+        write_json_atomic(os.path.join(c.dir, SPEC_FILE), doc)
         cgroup = _make_cgroup(c, spec, doc, opts)
         init_pid = _spawn(c, spec, opts, lock_fd, cgroup, seccomp_filter)
         c.doc["status"] = "created"
@@ -207,7 +240,7 @@ def _spawn(c: Container, spec: Spec, opts: CreateOptions, lock_fd: int, cgroup: 
                       parent_mnt_ns=namespaces.ns_inode("self", "mount"), state_dirfd=dirfd,
                       fifo_name=EXEC_FIFO, joined=joined, chan=child, no_pivot=opts.no_pivot,
                       no_new_keyring=opts.no_new_keyring, preserve_fds=opts.preserve_fds,
-                      caller_umask=_current_umask(), seccomp=seccomp_filter)
+                      caller_umask=current_umask(), seccomp=seccomp_filter)
     import sys
 
     sys.stdout.flush()
@@ -227,7 +260,7 @@ def _spawn(c: Container, spec: Spec, opts: CreateOptions, lock_fd: int, cgroup: 
         cgroup.add(middle)
         parent.send("cgroup")
         while True:
-            msg = _recv(parent, "create namespaces")
+            msg = recv_message(parent, "create namespaces")
             if msg["type"] == "userns":
                 try:
                     namespaces.write_id_maps(middle, spec.linux)
@@ -246,7 +279,7 @@ def _spawn(c: Container, spec: Spec, opts: CreateOptions, lock_fd: int, cgroup: 
         c.doc["pyoci"]["initStartTime"] = st[1] if st else 0
         c.save()
         parent.send("go")
-        msg = _recv(parent, "set up the container")
+        msg = recv_message(parent, "set up the container")
         if msg["type"] != "hooks":
             raise PyociError(f"protocol error: unexpected {msg['type']!r}")
         state = c.spec_state("creating") | {"pid": init_pid}
@@ -256,11 +289,7 @@ def _spawn(c: Container, spec: Spec, opts: CreateOptions, lock_fd: int, cgroup: 
         except HookError as exc:
             raise StepError("run hooks", str(exc), hook=True) from None
         parent.send("hooks-done", state=state)
-        msg = _recv(parent, "finish the container setup")
-        if msg["type"] == "seccomp":
-            _hand_over_notify_fd(c, spec, init_pid, msg["fds"][0])
-            parent.send("seccomp-done")
-            _recv(parent, "finish the container setup")
+        serve_process_setup(parent, c, spec, opts.console_socket, opts.console_sink, init_pid)
         return init_pid
     except BaseException:
         if init_pid:
@@ -269,6 +298,42 @@ def _spawn(c: Container, spec: Spec, opts: CreateOptions, lock_fd: int, cgroup: 
         raise
     finally:
         parent.close()
+
+
+def serve_process_setup(chan: Channel, c: Container, spec: Spec, console_socket: str | None,
+                        console_sink: Callable[[int], None] | None, pid: int) -> None:
+    """Answer the process's setup requests until it says "ready": its pty master goes to the
+    console socket (or the sink), its seccomp notify fd to the listener. Also used by exec."""
+    while True:
+        msg = recv_message(chan, "finish the process setup")
+        kind = msg["type"]
+        if kind == "ready":
+            return
+        if kind == "terminal":
+            _hand_over_terminal(console_socket, console_sink, msg["fds"][0])
+            chan.send("terminal-done")
+        elif kind == "seccomp":
+            _hand_over_notify_fd(c, spec, pid, msg["fds"][0])
+            chan.send("seccomp-done")
+        else:
+            raise PyociError(f"protocol error: unexpected {kind!r}")
+
+
+def _hand_over_terminal(console_socket: str | None, sink: Callable[[int], None] | None,
+                        master: int) -> None:
+    if console_socket is None:
+        assert sink is not None
+        sink(master)  # takes ownership of the fd
+        return
+    from pyoci.executors.terminal import send_to_console_socket
+
+    try:
+        send_to_console_socket(console_socket, master)
+    except OSError as exc:
+        raise StepError(f"send the terminal to --console-socket {console_socket}",
+                        describe_oserror(exc)) from None
+    finally:
+        os.close(master)
 
 
 def _hand_over_notify_fd(c: Container, spec: Spec, init_pid: int, fd: int) -> None:
@@ -289,13 +354,7 @@ def _hand_over_notify_fd(c: Container, spec: Spec, init_pid: int, fd: int) -> No
         os.close(fd)
 
 
-def _current_umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def _recv(chan: Channel, doing: str) -> dict[str, Any]:
+def recv_message(chan: Channel, doing: str) -> dict[str, Any]:
     try:
         msg = chan.recv()
     except ChannelClosed:

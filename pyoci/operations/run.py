@@ -11,7 +11,7 @@ from pyoci.operations.create import CreateOptions, create
 from pyoci.operations.delete import delete
 from pyoci.operations.start import start
 
-_FORWARDED = (signal.SIGHUP, signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGUSR1,
+FORWARDED_SIGNALS = (signal.SIGHUP, signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGUSR1,
               signal.SIGUSR2, signal.SIGWINCH, signal.SIGCONT)
 
 
@@ -31,21 +31,29 @@ def run(root: str, cid: str, opts: CreateOptions, detach: bool = False) -> int:
 
     def on_signal(num: int, _frame: object) -> None:
         if target["pid"]:
-            _forward(target["pid"], num)
+            forward_signal(target["pid"], num)
         else:
             pending.append(num)
 
-    for sig in _FORWARDED:
+    for sig in FORWARDED_SIGNALS:
         signal.signal(sig, on_signal)
+    # runc run with terminal: true and no --console-socket relays the pty itself.
+    master: list[int] = []
+    if opts.console_socket is None:
+        opts.console_sink = master.append
     try:
         c = create(root, cid, opts)
         target["pid"] = c.pid
         for num in pending:
-            _forward(c.pid, num)
+            forward_signal(c.pid, num)
         _start_or_delete(root, cid)
-        status = _wait_for(c.pid)
+        if master:
+            relay_terminal(master[0], c.pid)
+        status = wait_for(c.pid)
     finally:
-        for sig in _FORWARDED:
+        for fd in master:
+            os.close(fd)
+        for sig in FORWARDED_SIGNALS:
             signal.signal(sig, signal.SIG_DFL)
     delete(root, cid, force=True)
     if os.WIFSIGNALED(status):
@@ -61,14 +69,27 @@ def _start_or_delete(root: str, cid: str) -> None:
         raise
 
 
-def _forward(pid: int, sig: int) -> None:
+def relay_terminal(master: int, pid: int) -> None:
+    from pyoci.executors.terminal import relay
+
+    try:
+        pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return
+    try:
+        relay(master, pidfd)
+    finally:
+        os.close(pidfd)
+
+
+def forward_signal(pid: int, sig: int) -> None:
     try:
         os.kill(pid, sig)
     except ProcessLookupError:
         pass
 
 
-def _wait_for(pid: int) -> int:
+def wait_for(pid: int) -> int:
     """Reap children until the init exits (orphans of a container sharing our pid
     namespace are reparented to us too)."""
     while True:

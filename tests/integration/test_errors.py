@@ -66,6 +66,14 @@ def test_validate_command_reports_the_same(runtime: Runtime, bundle: Bundle) -> 
     (lambda c: c["linux"].update(namespaces=[*c["linux"]["namespaces"],
                                              {"type": "cgroup", "path": "rel/ns"}]),
      "linux.namespaces[5].path"),
+    # What this build does not do is refused, never silently skipped.
+    (lambda c: c["linux"].update(memoryPolicy={"mode": "MPOL_BIND", "nodes": "0"}),
+     "linux.memoryPolicy: NUMA memory policies are not applied"),
+    (lambda c: c["mounts"].append({"destination": "/m", "type": "bind", "source": "/tmp",
+                                   "options": ["rbind"],
+                                   "uidMappings": [{"containerID": 0, "hostID": 1, "size": 1}],
+                                   "gidMappings": [{"containerID": 0, "hostID": 1, "size": 1}]}),
+     "mounts[5]: id-mapped mounts"),
 ])
 def test_semantic_errors(runtime: Runtime, bundle: Bundle, mutate, expected: str) -> None:
     cfg = base_config()

@@ -1,0 +1,121 @@
+"""Terminal executor (config.md "Process": terminal, consoleSize; runc's --console-socket).
+
+With ``process.terminal`` the process gets a pseudo-terminal made from the *container's*
+devpts instance (``/dev/ptmx`` after the mounts, so the slave is ``/dev/pts/N`` inside,
+not a host pty). The slave becomes the controlling terminal and stdio of the process; the
+master goes back to the runtime over the sync channel, which passes it on: to the unix
+socket of ``--console-socket`` (SCM_RIGHTS, as runc does, for conmon and containerd's
+shim), or to `pyoci run`'s own relay when it runs in the foreground. Everything here is
+ioctls the stdlib exposes (fcntl, termios); no ctypes.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import select
+import signal
+import socket
+import struct
+import sys
+import termios
+import tty
+from collections.abc import Callable
+
+TIOCGPTN = 0x80045430   # <asm-generic/ioctls.h>: get the pty number
+TIOCSPTLCK = 0x40045431  # lock/unlock the slave
+TIOCSCTTY = 0x540E
+
+
+def open_pty(size: tuple[int, int] | None = None) -> tuple[int, str]:
+    """A new pty from /dev/ptmx of the current mount namespace: (master fd, slave path)."""
+    master = os.open("/dev/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+    try:
+        fcntl.ioctl(master, TIOCSPTLCK, struct.pack("i", 0))
+        number = struct.unpack("I", fcntl.ioctl(master, TIOCGPTN, b"\0" * 4))[0]
+        if size is not None:
+            set_size(master, *size)
+    except BaseException:
+        os.close(master)
+        raise
+    return master, f"/dev/pts/{number}"
+
+
+def set_size(fd: int, rows: int, cols: int) -> None:
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+
+
+def become_controlling(slave_path: str, uid: int, gid: int) -> None:
+    """New session, the slave as its controlling terminal and as fds 0-2 (runc's
+    dupStdio); the slave is handed to the process's user so it can reopen /dev/tty."""
+    os.setsid()
+    fd = os.open(slave_path, os.O_RDWR)
+    try:
+        os.fchown(fd, uid, gid)
+        fcntl.ioctl(fd, TIOCSCTTY, 0)
+        for target in (0, 1, 2):
+            os.dup2(fd, target)
+    finally:
+        if fd > 2:
+            os.close(fd)
+
+
+def send_to_console_socket(path: str, master: int) -> None:
+    """runc's protocol: connect to the unix socket and send the master with SCM_RIGHTS
+    (one byte of payload naming nothing in particular)."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.connect(path)
+        socket.send_fds(sock, [b"/dev/ptmx"], [master])
+
+
+def relay(master: int, pidfd: int, on_exit: Callable[[], None] | None = None) -> None:
+    """`pyoci run` in the foreground: our terminal in raw mode, bytes copied both ways,
+    window size kept in step (SIGWINCH), the terminal restored at the end. Returns when
+    the process has exited and its output is drained."""
+    stdin = sys.stdin.fileno()
+    stdout = sys.stdout.fileno()
+    saved = None
+    if os.isatty(stdin):
+        saved = termios.tcgetattr(stdin)
+        tty.setraw(stdin)
+
+    def resize(*_: object) -> None:
+        try:
+            cols, rows = os.get_terminal_size(stdin)
+            if rows and cols:  # a terminal without a size keeps process.consoleSize
+                set_size(master, rows, cols)
+        except OSError:
+            pass
+
+    previous = signal.signal(signal.SIGWINCH, resize) if saved is not None else None
+    resize()
+    watch = [master, pidfd, stdin]
+    exited = False
+    try:
+        while True:
+            ready = select.select(watch, [], [], 0.1 if exited else None)[0]
+            if not ready and exited:
+                return  # the process is gone and nothing more arrived
+            if pidfd in ready:
+                exited = True
+                watch.remove(pidfd)
+            if master in ready:
+                try:
+                    data = os.read(master, 65536)
+                except OSError:  # EIO: every slave fd is closed
+                    data = b""
+                if not data:
+                    return
+                os.write(stdout, data)
+            if stdin in ready:
+                data = os.read(stdin, 65536)
+                if data:
+                    os.write(master, data)
+                else:
+                    watch.remove(stdin)  # EOF on our side; keep showing output
+    finally:
+        if saved is not None:
+            termios.tcsetattr(stdin, termios.TCSADRAIN, saved)
+            signal.signal(signal.SIGWINCH, previous or signal.SIG_DFL)
+        if on_exit:
+            on_exit()

@@ -1,0 +1,253 @@
+"""`exec`: run another process in a running container (runc's exec; runtime-spec leaves
+exec to the runtime). The process joins every namespace and the cgroup of the container
+and gets the capabilities, seccomp filter, rlimits, user and environment of its process
+spec: ``--process FILE`` (a process.json, as podman and containerd pass it), or the
+container's own process with the arguments and flags given here, as runc builds it.
+
+Without --detach pyoci waits and exits with the process's status (128+n after signal n),
+forwarding signals to it; with a terminal and no --console-socket it relays the pty.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+from typing import Any
+
+import attrs
+
+from pyoci import syscalls as sc
+from pyoci.config.loader import load_process, load_spec
+from pyoci.config.model import Capabilities, Process, Spec
+from pyoci.errors import ConfigError, PyociError, StateError
+from pyoci.executors import namespaces
+from pyoci.init import ExecContext, exec_intermediate
+from pyoci.operations.common import container_cgroup, current_umask, write_pid_file
+from pyoci.operations.create import recv_message, serve_process_setup
+from pyoci.operations.run import FORWARDED_SIGNALS, forward_signal, relay_terminal, wait_for
+from pyoci.state import SPEC_FILE, Container
+from pyoci.sync import Channel, ChannelClosed
+
+
+@attrs.define
+class ExecOptions:
+    args: list[str] = attrs.Factory(list)
+    process_file: str | None = None
+    tty: bool = False
+    console_socket: str | None = None
+    detach: bool = False
+    pid_file: str | None = None
+    cwd: str | None = None
+    env: list[str] = attrs.Factory(list)
+    user: str | None = None
+    additional_gids: list[int] = attrs.Factory(list)
+    caps: list[str] = attrs.Factory(list)
+    no_new_privs: bool = False
+    apparmor: str | None = None
+    process_label: str | None = None
+    preserve_fds: int = 0
+
+
+def _read_process_file(path: str) -> dict[str, Any]:
+    try:
+        with open(path) as f:
+            doc = json.load(f)
+    except OSError as exc:
+        raise PyociError(f"--process {path}: {exc.strerror or exc}") from None
+    except ValueError as exc:
+        raise PyociError(f"--process {path}: not valid JSON: {exc}") from None
+    from pyoci.config.schema import schema_problems
+
+    problems = schema_problems(doc, "config", "#/$defs/Process")
+    if problems:
+        raise ConfigError(problems, source=f"--process {path}")
+    return doc
+
+
+def _parse_user(text: str) -> tuple[int, int | None]:
+    uid, _, gid = text.partition(":")
+    try:
+        return int(uid), int(gid) if gid else None
+    except ValueError:
+        raise PyociError(f"--user {text!r}: expected uid[:gid] as numbers") from None
+
+
+def build_process(spec: Spec, opts: ExecOptions) -> Process:
+    """runc's rule: a --process file is the whole process; otherwise the container's
+    process with args replaced and each given flag applied on top."""
+    if opts.process_file:
+        proc = load_process(_read_process_file(opts.process_file))
+    else:
+        if spec.process is None:
+            raise PyociError("exec: the container has no process to start from; "
+                             "use --process FILE")
+        if not opts.args:
+            raise PyociError("exec: no command given (pyoci exec ID CMD [ARG...], or "
+                             "--process FILE)")
+        proc = attrs.evolve(spec.process, args=tuple(opts.args), terminal=opts.tty,
+                            console_size=None)
+    changes: dict[str, Any] = {}
+    if opts.tty:
+        changes["terminal"] = True
+    if opts.cwd:
+        changes["cwd"] = opts.cwd
+    if opts.env:
+        changes["env"] = proc.env + tuple(opts.env)
+    user = proc.user
+    if opts.user:
+        uid, gid = _parse_user(opts.user)
+        user = attrs.evolve(user, uid=uid, gid=user.gid if gid is None else gid)
+    if opts.additional_gids:
+        user = attrs.evolve(user, additional_gids=tuple(opts.additional_gids))
+    changes["user"] = user
+    if opts.caps:
+        caps = proc.capabilities or Capabilities()
+        extra = tuple(c.upper() if c.upper().startswith("CAP_") else "CAP_" + c.upper()
+                      for c in opts.caps)
+
+        def add(names: tuple[str, ...] | None) -> tuple[str, ...]:
+            return tuple(dict.fromkeys((names or ()) + extra))
+
+        changes["capabilities"] = Capabilities(
+            bounding=add(caps.bounding), effective=add(caps.effective),
+            permitted=add(caps.permitted), inheritable=add(caps.inheritable),
+            ambient=add(caps.ambient))
+    if opts.no_new_privs:
+        changes["no_new_privileges"] = True
+    if opts.apparmor:
+        changes["apparmor_profile"] = opts.apparmor
+    if opts.process_label:
+        changes["selinux_label"] = opts.process_label
+    proc = attrs.evolve(proc, **changes)
+    if not proc.args:
+        raise PyociError("exec: process.args is empty: nothing to run")
+    return proc
+
+
+def _container_namespaces(spec: Spec, pid: int) -> list[tuple[str, int]]:
+    """The init's namespaces that differ from ours, opened (type, fd) in joining order."""
+    from pyoci.config.model import Linux, Namespace
+
+    wanted = []
+    for ns in spec.linux.namespaces:
+        if namespaces.ns_inode(pid, ns.type) != namespaces.ns_inode("self", ns.type):
+            name = namespaces.NS_PROC_NAMES[ns.type]
+            wanted.append(Namespace(ns.type, f"/proc/{pid}/ns/{name}"))
+    return namespaces.open_joined(Linux(namespaces=tuple(wanted)))
+
+
+def exec_process(root: str, cid: str, opts: ExecOptions) -> int:
+    c = Container(root, cid).load()
+    status = c.status()
+    if status != "running":
+        raise StateError(f'cannot exec in container "{cid}": it is {status}, not running')
+    try:
+        with open(os.path.join(c.dir, SPEC_FILE)) as f:
+            spec = load_spec(json.load(f))
+    except (OSError, ValueError) as exc:
+        raise PyociError(f'container "{cid}": its saved config is unreadable: {exc}') from None
+    proc = build_process(spec, opts)
+    if proc.terminal and opts.detach and not opts.console_socket:
+        raise PyociError("exec --tty --detach needs --console-socket to receive the terminal")
+    if opts.console_socket and not proc.terminal:
+        raise PyociError("--console-socket is given but the process has no terminal (--tty)")
+    if proc.capabilities is not None:
+        from pyoci.executors.capabilities import unknown_to_kernel
+        from pyoci.log import warn
+
+        for name in unknown_to_kernel(proc.capabilities):
+            warn(f"process.capabilities: {name} is not known to this kernel; skipped")
+    seccomp = None
+    if spec.linux.seccomp is not None:
+        from pyoci.executors.seccomp import compile_filter
+
+        seccomp = compile_filter(spec.linux.seccomp)
+    console = os.path.abspath(opts.console_socket) if opts.console_socket else None
+    if not opts.detach:
+        sc.set_child_subreaper()  # the process is our grandchild: let it come to us
+    return _spawn(c, spec, proc, opts, seccomp, console)
+
+
+def _spawn(c: Container, spec: Spec, proc: Process, opts: ExecOptions, seccomp: Any,
+           console: str | None) -> int:
+    parent, child = Channel.pair()
+    joined = _container_namespaces(spec, c.pid)
+    ctx = ExecContext(process=proc, joined=joined, chan=child, seccomp=seccomp,
+                      caller_umask=current_umask(), preserve_fds=opts.preserve_fds)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pending: list[int] = []
+    target = {"pid": 0}
+
+    def on_signal(num: int, _frame: object) -> None:
+        if target["pid"]:
+            forward_signal(target["pid"], num)
+        else:
+            pending.append(num)
+
+    if not opts.detach:
+        for sig in FORWARDED_SIGNALS:
+            signal.signal(sig, on_signal)
+    middle = os.fork()
+    if middle == 0:
+        parent.close()
+        exec_intermediate(ctx)  # never returns
+    child.close()
+    for _, fd in joined:
+        os.close(fd)
+    master: list[int] = []
+    pid = 0
+    try:
+        mgr = container_cgroup(c)
+        if mgr is not None and mgr.exists():
+            mgr.add(middle)
+        parent.send("cgroup")
+        pid = _expect(parent, "pid", "join the container")["pid"]
+        os.waitpid(middle, 0)
+        parent.send("go")
+        sink = None if console or opts.detach else master.append
+        serve_process_setup(parent, c, spec, console, sink, pid)
+        try:  # end of file: execve worked (the channel is close-on-exec)
+            msg = parent.recv()
+        except ChannelClosed:
+            msg = None
+        if msg is not None and msg["type"] == "error":
+            from pyoci.errors import StepError
+
+            raise StepError(msg["step"], msg["reason"])
+        if opts.pid_file:
+            write_pid_file(opts.pid_file, pid)
+    except BaseException:
+        for p in (middle, pid):
+            if p:
+                forward_signal(p, signal.SIGKILL)
+        raise
+    finally:
+        parent.close()
+    if opts.detach:
+        return 0
+    target["pid"] = pid
+    for num in pending:
+        forward_signal(pid, num)
+    try:
+        if master:
+            relay_terminal(master[0], pid)
+        status = wait_for(pid)
+    finally:
+        for fd in master:
+            os.close(fd)
+        for sig in FORWARDED_SIGNALS:
+            signal.signal(sig, signal.SIG_DFL)
+    if os.WIFSIGNALED(status):
+        return 128 + os.WTERMSIG(status)
+    return os.WEXITSTATUS(status)
+
+
+def _expect(chan: Channel, kind: str, doing: str) -> dict[str, Any]:
+
+    msg = recv_message(chan, doing)
+    if msg["type"] != kind:
+        raise PyociError(f"protocol error: expected {kind!r}, got {msg['type']!r}")
+    return msg

@@ -1,0 +1,106 @@
+"""podman, confined to a temp dir: its own storage (vfs), run root, libpod tmp dir, volume
+and network config dirs, file locks and file events, a cgroupfs parent below our own
+cgroup, no network (`--network none` never creates the bridge nor firewall rules), and a
+containers.conf of the test's own through CONTAINERS_CONF (never /etc/containers)."""
+
+from __future__ import annotations
+
+import os
+import resource
+import shutil
+from pathlib import Path
+
+from tests.engines.support import TIMEOUT, OciRuntime, Result, run
+
+IMAGE = "localhost/pyoci-engines-busybox:test"
+
+
+def missing() -> str | None:
+    """Why podman tests cannot run here, or None."""
+    for tool in ("podman", "conmon"):
+        if shutil.which(tool) is None and not os.path.exists(f"/usr/libexec/podman/{tool}"):
+            return f"{tool} is not installed (apt-get install podman)"
+    return None
+
+
+def _ulimit(kind: int, wanted: int = 20000) -> str:
+    """podman asks for nofile/nproc 1048576 by default, and raising a hard limit above the
+    caller's is refused even to root on this machine kind (EPERM): ask for what we have."""
+    hard = resource.getrlimit(kind)[1]
+    value = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    return f"{value}:{value}"
+
+
+class Podman:
+    def __init__(self, base: Path, cgroup_parent: str) -> None:
+        self.base = base
+        self.cgroup_parent = cgroup_parent
+        dirs = {name: base / name for name in
+                ("root", "runroot", "tmp", "volumes", "networks", "vartmp")}
+        for d in dirs.values():
+            d.mkdir(parents=True, exist_ok=True)
+        self.dirs = dirs
+        conf = base / "containers.conf"
+        conf.write_text(
+            "[containers]\n"
+            f'default_ulimits = ["nofile={_ulimit(resource.RLIMIT_NOFILE)}", '
+            f'"nproc={_ulimit(resource.RLIMIT_NPROC)}"]\n'
+            'netns = "none"\n'
+            "[engine]\n"
+            'cgroup_manager = "cgroupfs"\n'
+            'events_logger = "file"\n'
+            f'events_logfile_path = "{base / "events.log"}"\n'
+            # shm locks would live in /dev/shm/libpod_lock; file locks go to tmp_dir.
+            'lock_type = "file"\n'
+            f'tmp_dir = "{dirs["tmp"]}"\n'
+            f'volume_path = "{dirs["volumes"]}"\n'
+            "[network]\n"
+            f'network_config_dir = "{dirs["networks"]}"\n')
+        self.env = {**os.environ, "CONTAINERS_CONF": str(conf),
+                    # image copies and `update --resources` files go to TMPDIR (/var/tmp).
+                    "TMPDIR": str(dirs["vartmp"])}
+
+    def global_args(self, runtime: OciRuntime | None) -> list[str]:
+        args = ["podman", "--root", str(self.dirs["root"]), "--runroot", str(self.dirs["runroot"]),
+                "--tmpdir", str(self.dirs["tmp"]), "--volumepath", str(self.dirs["volumes"]),
+                "--network-config-dir", str(self.dirs["networks"]),
+                "--storage-driver", "vfs", "--cgroup-manager", "cgroupfs",
+                "--events-backend", "file"]
+        if runtime is not None:
+            args += ["--runtime", str(runtime.path)]
+        return args
+
+    def __call__(self, *args: str, runtime: OciRuntime | None = None,
+                 timeout: float = TIMEOUT) -> Result:
+        return run([*self.global_args(runtime), *args], timeout=timeout, env=self.env)
+
+    def run(self, runtime: OciRuntime, *args: str, timeout: float = TIMEOUT) -> Result:
+        """`podman run` with what every test container needs: no network, no pull, the
+        test's cgroup parent."""
+        return self("run", "--network", "none", "--pull", "never",
+                    "--cgroup-parent", self.cgroup_parent, *args,
+                    runtime=runtime, timeout=timeout)
+
+    def import_image(self, tar: Path) -> None:
+        res = self("import", str(tar), IMAGE, timeout=120)
+        assert res.rc == 0, res.describe()
+
+    def save_image(self, dest: Path) -> None:
+        res = self("save", "--format", "docker-archive", "-o", str(dest), IMAGE, timeout=120)
+        assert res.rc == 0, res.describe()
+
+    def ids(self) -> list[str]:
+        res = self("ps", "-a", "-q", "--no-trunc")
+        assert res.rc == 0, res.describe()
+        return res.stdout.split()
+
+    def status(self, name: str, runtime: OciRuntime) -> str:
+        res = self("inspect", "--format", "{{.State.Status}} {{.State.ExitCode}}", name,
+                   runtime=runtime)
+        return res.stdout.strip() if res.rc == 0 else f"inspect failed: {res.stderr.strip()}"
+
+    def container_cgroup(self, cid: str) -> str:
+        return f"{self.cgroup_parent}/libpod-{cid}"
+
+    def remove_all(self, runtime: OciRuntime | None = None) -> Result:
+        return self("rm", "--all", "--force", "--time", "0", runtime=runtime, timeout=120)
