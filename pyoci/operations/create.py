@@ -126,6 +126,30 @@ def _check_supported(spec: Spec, doc: dict[str, Any], opts: CreateOptions) -> No
                          "build of pyoci yet")
 
 
+def _socket_activation_fds() -> int:
+    """systemd socket activation (sd_listen_fds(3)), as runc honours it: LISTEN_FDS sockets
+    from fd 3 on, meant for us when LISTEN_PID is unset or our pid, are passed on to the
+    container's process ahead of the --preserve-fds ones."""
+    try:
+        count = int(os.environ.get("LISTEN_FDS", "0"))
+        owner = int(os.environ.get("LISTEN_PID", str(os.getpid())))
+    except ValueError:
+        return 0
+    return count if count > 0 and owner == os.getpid() else 0
+
+
+def _with_listen_env(spec: Spec, count: int) -> Spec:
+    """The process sees the sockets as its own: LISTEN_FDS=n and LISTEN_PID=1 (its pid in
+    the container's pid namespace), as runc sets them."""
+    import attrs
+
+    if spec.process is None:
+        return spec
+    env = tuple(e for e in spec.process.env if not e.startswith(("LISTEN_FDS=", "LISTEN_PID=")))
+    env += (f"LISTEN_FDS={count}", "LISTEN_PID=1")
+    return attrs.evolve(spec, process=attrs.evolve(spec.process, env=env))
+
+
 def _check_preserved_fds(count: int) -> None:
     for fd in range(3, 3 + count):
         try:
@@ -146,6 +170,10 @@ def create(root: str, cid: str, opts: CreateOptions) -> Container:
     # runtime.md: a config without `process` can be created; `start` then fails.
     spec, doc = load_bundle(opts.bundle)
     _check_supported(spec, doc, opts)
+    listen = _socket_activation_fds()
+    if listen:
+        spec = _with_listen_env(spec, listen)
+        opts.preserve_fds += listen
     _check_preserved_fds(opts.preserve_fds)
     # Compiled here, before anything exists: an unknown syscall name is a config error
     # with nothing to undo. The init only loads it.

@@ -718,6 +718,33 @@ def test_preserve_fds(runtime: Runtime, bundle: Bundle) -> None:
     assert out == ["3:three", "4:closed"]
 
 
+def test_listen_fds_come_first(runtime: Runtime, bundle: Bundle) -> None:
+    """systemd socket activation as runc honours it: LISTEN_FDS=1 puts fd 3 through ahead
+    of the --preserve-fds ones (fd 4 here), and the process sees LISTEN_FDS=1 and
+    LISTEN_PID=1."""
+    fds = []
+    for text in (b"three\n", b"four\n"):
+        r, w = os.pipe()
+        os.write(w, text)
+        os.close(w)
+        fds.append(fcntl.fcntl(r, fcntl.F_DUPFD_CLOEXEC, 100))
+        os.close(r)
+
+    def place() -> None:
+        os.dup2(fds[0], 3)
+        os.dup2(fds[1], 4)
+
+    cfg = sh('read x <&3; read y <&4; echo "$x $y $LISTEN_FDS $LISTEN_PID"')
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LISTEN_")}
+    try:
+        out = run_ok(runtime, bundle, cfg, "lfd", "--preserve-fds", "1", preexec_fn=place,
+                     close_fds=False, env=env | {"LISTEN_FDS": "1"})
+    finally:
+        for fd in fds:
+            os.close(fd)
+    assert out.split() == ["three", "four", "1", "1"]
+
+
 # ---------------------------------------------------------------------------- references
 
 def _reference_configs() -> list[Path]:
