@@ -69,6 +69,7 @@ class Container:
         self.id = cid
         self.dir = os.path.join(root, cid)
         self.doc: dict[str, Any] = {}
+        self._holding_lock = False
 
     # -- files -------------------------------------------------------------------------
     @property
@@ -111,8 +112,10 @@ class Container:
             raise ContainerNotFound(self.id) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
+            self._holding_lock = True
             yield self.load()
         finally:
+            self._holding_lock = False
             os.close(fd)
 
     # -- status ------------------------------------------------------------------------
@@ -131,7 +134,10 @@ class Container:
 
     def creator_alive(self) -> bool:
         """`create` holds the lock until it is done: a free lock on a container still
-        marked "creating" means its creator died half-way."""
+        marked "creating" means its creator died half-way. While we hold the lock
+        ourselves (inside :meth:`locked`), no creator can."""
+        if self._holding_lock:
+            return False
         try:
             fd = os.open(os.path.join(self.dir, LOCK_FILE), os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:

@@ -300,6 +300,7 @@ def _spawn(c: Container, spec: Spec, opts: CreateOptions, lock_fd: int, cgroup: 
                 init_pid = msg["pid"]
                 break
         _reap(middle)
+        middle = 0  # reaped: its pid may belong to someone else from now on
         # Recorded at once, so a create killed from here on leaves a pid that
         # delete can still find and kill.
         st = proc_stat(init_pid)
@@ -322,7 +323,8 @@ def _spawn(c: Container, spec: Spec, opts: CreateOptions, lock_fd: int, cgroup: 
     except BaseException:
         if init_pid:
             c.doc["pid"] = init_pid
-        _reap(middle, kill=True)
+        if middle:
+            _reap(middle, kill=True)
         raise
     finally:
         parent.close()
@@ -416,8 +418,16 @@ def _undo(c: Container, spec: Spec, init_pid: int, exc: BaseException) -> None:
         else:
             _reap(init_pid)
             wait_gone(init_pid, 10)
-    remove_cgroup(c)
+    cgroup_left = False
+    try:
+        remove_cgroup(c)
+    except PyociError as cleanup:
+        # The user needs the error that made create fail; this one comes second, and the
+        # state directory stays so that `delete --force` can finish the job.
+        log.warn(f"{cleanup}; remove it with: pyoci delete --force {c.id}")
+        cgroup_left = True
     if isinstance(exc, StepError) and exc.hook:
         run_hooks_warn("poststop", spec.hooks.poststop, c.spec_state("stopped"))
-    shutil.rmtree(c.dir, ignore_errors=True)
+    if not cgroup_left:
+        shutil.rmtree(c.dir, ignore_errors=True)
 

@@ -214,6 +214,29 @@ def test_kill_all_reaches_processes_outside_a_pid_namespace(runtime: Runtime,
     assert_nothing_left(runtime, "cg-killall", bundle)
 
 
+def test_kill_all_after_the_init_exited(runtime: Runtime, bundle: Bundle) -> None:
+    """containerd's shim sends `kill --all ID KILL` once the init of a container without
+    its own pid namespace has exited: what is left in the cgroup must still get it."""
+    cfg = _config(["sh", "-c", "sleep 300 & exit 0"])
+    cfg["linux"]["namespaces"] = [ns for ns in cfg["linux"]["namespaces"] if ns["type"] != "pid"]
+    _running(runtime, bundle, "cg-orphan", cfg)
+    deadline = time.monotonic() + 10
+    while runtime.state("cg-orphan")["status"] != "stopped":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    left = json.loads(runtime("ps", "--format", "json", "cg-orphan", check=True).stdout)
+    assert len(left) == 1
+    runtime("kill", "--all", "cg-orphan", "KILL", check=True)
+    deadline = time.monotonic() + 10
+    while json.loads(runtime("ps", "--format", "json", "cg-orphan", check=True).stdout):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    res = runtime("kill", "cg-orphan", "KILL")  # without --all a stopped one is an error
+    assert res.returncode == 1 and "stopped" in res.stderr
+    runtime("delete", "cg-orphan", check=True)
+    assert_nothing_left(runtime, "cg-orphan", bundle)
+
+
 def test_update_changes_limits(runtime: Runtime, bundle: Bundle) -> None:
     _running(runtime, bundle, "cg-upd", _config(SLEEPER, {"memory": {"limit": 64 << 20},
                                                           "pids": {"limit": 20}}))

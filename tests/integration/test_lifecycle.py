@@ -308,6 +308,33 @@ def test_state_during_create_is_creating(runtime: Runtime, bundle: Bundle,
     assert runtime.state("slow")["status"] == "created"
 
 
+def test_plain_delete_after_create_died(runtime: Runtime, bundle: Bundle,
+                                       tmp_path: Path) -> None:
+    """A create killed half-way leaves a "stopped" container (its lock is free): a plain
+    delete removes it, init and cgroup included (it once said "it is creating")."""
+    import signal
+    import subprocess
+    import sys
+
+    cfg = base_config(args=["sleep", "300"])
+    cfg["hooks"] = {"createRuntime": [{"path": "/bin/sh", "args": ["sh", "-c", "sleep 30"]}]}
+    bundle.write(cfg)
+    proc = subprocess.Popen([sys.executable, "-m", "pyoci", "--root", str(runtime.root),
+                             "create", "-b", str(bundle.path), "died"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 20
+    while not (runtime.root / "died" / "state.json").exists() or \
+            not runtime.state("died")["pid"]:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+    assert runtime.state("died")["status"] == "stopped"
+    res = runtime("delete", "died")
+    assert res.returncode == 0, res.stderr
+    assert_nothing_left(runtime, "died", bundle)
+
+
 def test_process_starts_with_default_signal_dispositions(runtime: Runtime,
                                                          bundle: Bundle) -> None:
     """Python ignores SIGPIPE/SIGXFSZ; that must not leak into the container (runc: none)."""
