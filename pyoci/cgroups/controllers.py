@@ -168,14 +168,21 @@ def swap_to_v2(swap: int, limit: int) -> int:
     """The spec's memory+swap (``swap``) -> v2's swap-only ``memory.swap.max`` value.
 
     0 means "leave alone", -1 "max". An unlimited memory with swap unset means unlimited
-    swap too (v1 compatibility). Otherwise swap - limit, which must not be negative."""
+    swap too (v1 compatibility). Otherwise swap - limit, which must not be negative.
+
+    A swap limit with the memory limit unset (0) or unlimited (-1) has no swap-only value:
+    "memory+swap <= N" with unlimited memory is no swap limit at all, and writing N as
+    memory.swap.max would let memory+swap reach twice what was asked. runc refuses it
+    ("unable to set swap limit without memory limit"); so does pyoci."""
     if limit == -1 and swap == 0:
         return -1
-    if swap in (-1, 0) or limit == -1:
+    if swap in (-1, 0):
         return swap
-    if limit == 0:
+    if limit in (0, -1):
+        state = "unset" if limit == 0 else "-1 (unlimited)"
         raise CgroupError(f"{P}.memory.swap: a swap limit needs a memory limit on cgroup v2 "
-                          f"(memory.swap.max is swap - limit)")
+                          f"(memory.swap.max is swap - limit, and {P}.memory.limit is "
+                          f"{state})")
     if limit < 0:
         raise CgroupError(f"{P}.memory.limit: invalid memory limit {limit}")
     if swap < limit:

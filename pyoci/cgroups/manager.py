@@ -13,6 +13,11 @@ rules (libcontainer/cgroups/fs/paths.go and fs2/defaultpath.go):
   would give the unit (``a-b.slice`` -> ``/a.slice/a-b.slice``, unit ``prefix-name.scope``);
   no dbus is involved, the directories are made directly.
 
+A resolved directory that is a hierarchy's root, the runtime's own cgroup or an ancestor of
+it is refused (in every form, systemd's too), and create refuses an existing directory
+that is in use or frozen: delete and kill --all act on the whole subtree of the
+container's directory, which must therefore be the container's alone.
+
 The container gets a directory in every mounted v1 hierarchy (plus ``name=systemd``, as
 runc joins it) and, on hybrid and v2 hosts, in the unified hierarchy. The resource writers
 (controllers.py), the device rules (devices_v1.py / bpf_devices.py) and the statistics
@@ -129,16 +134,21 @@ def resolve(layout: Layout, cgroups_path: str | None, cid: str, *,
             raise CgroupError(f"linux.cgroupsPath: {cgroups_path!r} names the cgroup of the "
                               "runtime or the root of the hierarchy, not a container's own")
 
+    shown = cgroups_path if cgroups_path else (cid if not systemd else None)
+
     def place(mount_point: str, own_dir: str | None, what: str, use_parent: bool) -> str:
         if inner.startswith("/"):
-            return mount_point.rstrip("/") + inner
-        if own_dir is None:
+            d = mount_point.rstrip("/") + inner
+        elif own_dir is None:
             raise CgroupError(f"the runtime's own cgroup in the {what} hierarchy is not "
                               f"visible under {mount_point}")
-        base = own_dir
-        if use_parent and os.path.normpath(own_dir) != os.path.normpath(mount_point):
-            base = os.path.dirname(own_dir.rstrip("/"))
-        return os.path.join(base, inner)
+        else:
+            base = own_dir
+            if use_parent and os.path.normpath(own_dir) != os.path.normpath(mount_point):
+                base = os.path.dirname(own_dir.rstrip("/"))
+            d = os.path.join(base, inner)
+        _refuse_own_or_ancestor(d, own_dir, mount_point, what, shown)
+        return d
 
     v1: dict[str, str] = {}
     for h in layout.hierarchies():
@@ -150,6 +160,38 @@ def resolve(layout: Layout, cgroups_path: str | None, cid: str, *,
         unified = place(layout.unified_mount, layout.unified_own_dir, "unified",
                         layout.mode == "v2")
     return v1, unified
+
+
+def _is_within(path: str, top: str) -> bool:
+    """``path`` is ``top`` or lies below it (both normalized)."""
+    return path == top or path.startswith(top.rstrip("/") + "/")
+
+
+def _refuse_own_or_ancestor(directory: str, own_dir: str | None, mount_point: str, what: str,
+                            shown: str | None) -> None:
+    """Refuse a container directory that is a hierarchy's root, the runtime's own cgroup or
+    an ancestor of it.
+
+    delete removes the container's directory with everything below it and, without a pid
+    namespace of its own, kills every process in that subtree; kill --all signals them.
+    Such a directory holds the runtime itself (and whatever shares its cgroup, e.g. the
+    other jobs of a host service), so it can never be a container's own. This holds for
+    the systemd form too: ``-.slice::system.slice`` is an absolute path like any other.
+    """
+    d = os.path.normpath(directory)
+    named = f"{shown!r}" if shown is not None else "the systemd default"
+    if d == os.path.normpath(mount_point):
+        raise CgroupError(f"linux.cgroupsPath: {named} resolves to {d}, the root of the "
+                          f"{what} hierarchy, not a container's own cgroup")
+    if own_dir is None:
+        return
+    own = os.path.normpath(own_dir)
+    if _is_within(own, d):
+        how = "is" if own == d else "is an ancestor of"
+        raise CgroupError(f"linux.cgroupsPath: {named} resolves to {d}, which {how} the "
+                          f"runtime's own cgroup in the {what} hierarchy ({own}); delete and "
+                          "kill --all would act on the runtime's own processes and the "
+                          "cgroups beside it")
 
 
 def open_manager(cgroups_path: str | None, cid: str, *, systemd: bool = False,
@@ -164,21 +206,33 @@ def open_manager(cgroups_path: str | None, cid: str, *, systemd: bool = False,
     if not layout.v1 and layout.unified_mount is None:
         raise CgroupError("no cgroup hierarchy is mounted (see /proc/self/mountinfo)")
     v1, unified = resolve(layout, cgroups_path, cid, systemd=systemd)
-    return Manager(layout.mode, v1, unified, layout.unified_mount)
+    return Manager(layout.mode, v1, unified, layout.unified_mount,
+                   unified_base=layout.unified_own_dir, created=False)
 
 
 def manager_from_state(doc: dict[str, Any]) -> Manager:
-    """Rebuild a manager from :meth:`Manager.to_state`: no detection, no heavy import."""
+    """Rebuild a manager from :meth:`Manager.to_state`: no detection, no heavy import.
+
+    Records written before ``created``/``parents``/``unified_base`` existed are read as
+    they were meant then: the directories are the container's, no ancestor was recorded,
+    and no level is known where a controller may be enabled.
+    """
     try:
         mode = doc["mode"]
         v1 = {str(k): str(v) for k, v in (doc.get("v1") or {}).items()}
         unified = doc.get("unified")
         mount = doc.get("unified_mount")
+        base = doc.get("unified_base")
+        created = doc.get("created", True)
+        parents = [str(p) for p in doc.get("parents") or []]
     except (KeyError, TypeError, AttributeError) as exc:
         raise CgroupError(f"state.json: malformed cgroup record {doc!r}") from exc
     if mode not in ("v1", "v2", "hybrid"):
         raise CgroupError(f"state.json: unknown cgroup mode {mode!r}")
-    return Manager(mode, v1, unified, mount)
+    if not isinstance(created, bool) or not (base is None or isinstance(base, str)):
+        raise CgroupError(f"state.json: malformed cgroup record {doc!r}")
+    return Manager(mode, v1, unified, mount, unified_base=base, created=created,
+                   parents=parents)
 
 
 # --- small file helpers -------------------------------------------------------------------
@@ -201,10 +255,63 @@ def _write(path: str, value: str, what: str) -> None:
 
 
 def _read_pids(path: str) -> list[int]:
+    """The pids in a cgroup.procs file, without the zeros.
+
+    On the unified hierarchy the kernel prints a process outside the reader's pid
+    namespace as 0 (its pid as seen from here, task_pid_vnr). 0 is no process one can
+    signal: ``kill(0, sig)`` is the caller's own process group. Such a process can only
+    be reached through the cgroup itself (cgroup.kill, freezing).
+    """
     try:
-        return [int(x) for x in _read(path).split()]
+        return [pid for pid in (int(x) for x in _read(path).split()) if pid > 0]
     except FileNotFoundError:
         return []
+
+
+def _process_count(directory: str) -> tuple[int, str | None]:
+    """(processes in the subtree of ``directory``, the first cgroup found holding one).
+
+    Every entry of cgroup.procs counts, zeros too: a process of another pid namespace is
+    a process all the same. On cgroup v2, ``populated 1`` in cgroup.events also counts
+    (it covers the whole subtree, whatever pid namespace the reader is in).
+    """
+    count, first = 0, None
+    for dirpath, _dirs, _files in os.walk(directory):
+        try:
+            n = len(_read(os.path.join(dirpath, "cgroup.procs")).split())
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            if exc.errno == errno.ENODEV:
+                continue   # removed meanwhile
+            raise CgroupError(f"reading {dirpath}/cgroup.procs: "
+                              f"{describe_oserror(exc)}") from exc
+        if n:
+            count += n
+            first = first or dirpath
+    if not count and _events(directory).get("populated") == "1":
+        return 1, directory
+    return count, first
+
+
+def _frozen_reason(directory: str) -> str | None:
+    """Why ``directory`` is frozen (v1 freezer.state, v2 cgroup.freeze or an ancestor's
+    freeze shown in cgroup.events), or None."""
+    try:
+        state = _read(os.path.join(directory, "freezer.state")).strip()
+    except FileNotFoundError:
+        state = ""
+    if state in ("FROZEN", "FREEZING"):
+        return f"{directory}/freezer.state is {state}"
+    try:
+        freeze = _read(os.path.join(directory, "cgroup.freeze")).strip()
+    except FileNotFoundError:
+        freeze = ""
+    if freeze == "1":
+        return f"{directory}/cgroup.freeze is 1"
+    if _events(directory).get("frozen") == "1":
+        return f"{directory}/cgroup.events says frozen 1 (an ancestor cgroup is frozen)"
+    return None
 
 
 def _events(directory: str) -> dict[str, str]:
@@ -224,24 +331,46 @@ class Manager:
     ``v1`` maps each v1 controller (and ``name=systemd``) to the container's directory in
     that hierarchy; co-mounted controllers share a directory. ``unified`` is the directory
     in the cgroup2 hierarchy (hybrid and v2), ``unified_mount`` that hierarchy's mount point.
+
+    ``unified_base`` is the runtime's own cgroup in the unified hierarchy when the manager
+    was opened: controllers are enabled in cgroup.subtree_control only at or below it
+    (see :meth:`_enable`). ``created`` says the directories are the container's: a manager
+    fresh from :func:`open_manager` owns nothing until :meth:`create` succeeds, so that a
+    refused or failed create cannot kill or remove what was there before. ``parents`` are
+    the ancestor levels that create made (and destroy removes again when empty).
     """
 
     def __init__(self, mode: str, v1: dict[str, str], unified: str | None,
-                 unified_mount: str | None) -> None:
+                 unified_mount: str | None, *, unified_base: str | None = None,
+                 created: bool = True, parents: Sequence[str] = ()) -> None:
         self.mode = mode
         self.v1 = dict(v1) if mode != "v2" else {}
         self.unified = unified if mode != "v1" else None
         self.unified_mount = unified_mount if self.unified else None
+        self.unified_base = unified_base if self.unified else None
+        self.created = created
+        self.parents = list(parents)
+        self._record: dict[str, Any] = {}
 
     def __repr__(self) -> str:
-        return f"Manager(mode={self.mode!r}, v1={self.v1!r}, unified={self.unified!r})"
+        return (f"Manager(mode={self.mode!r}, v1={self.v1!r}, unified={self.unified!r}, "
+                f"created={self.created!r})")
 
     # -- bookkeeping ------------------------------------------------------------------------
 
     def to_state(self) -> dict[str, Any]:
-        """What state.json keeps, so later commands need no re-detection."""
-        return {"mode": self.mode, "v1": dict(self.v1), "unified": self.unified,
-                "unified_mount": self.unified_mount}
+        """What state.json keeps, so later commands need no re-detection.
+
+        The same dict is returned on every call, and :meth:`create` brings it up to date:
+        a caller that stored it before create (to be able to clean up an interrupted
+        create) holds what create made once it returns, and a refused create leaves it
+        saying ``created: false``, so that cleaning up touches nothing.
+        """
+        self._record.update({
+            "mode": self.mode, "v1": dict(self.v1), "unified": self.unified,
+            "unified_mount": self.unified_mount, "unified_base": self.unified_base,
+            "created": self.created, "parents": list(self.parents)})
+        return self._record
 
     def directories(self) -> list[str]:
         """Every directory of the container, once (v1 hierarchies first, then unified)."""
@@ -254,7 +383,9 @@ class Manager:
         return out
 
     def exists(self) -> bool:
-        return any(os.path.isdir(d) for d in self.directories())
+        """The container has a cgroup: create made (or took over) its directories and one
+        of them is still there."""
+        return self.created and any(os.path.isdir(d) for d in self.directories())
 
     def _freezer_dir(self) -> tuple[str, bool] | None:
         """(directory, is_v1) of the freezer: v1's freezer controller, else cgroup.freeze
@@ -279,15 +410,22 @@ class Manager:
     def create(self) -> None:
         """mkdir the container's cgroup in every hierarchy (and missing ancestors).
 
+        A directory that exists already is taken over only when nothing uses it: a
+        process anywhere in its subtree, in any hierarchy, means it is someone else's
+        (another container's, or the host's), and sharing it would let this container's
+        delete and kill --all act on them (runc >= 1.2 refuses too: "container's cgroup is
+        not empty"). A frozen one is refused as well ("unexpectedly frozen"): the init
+        would freeze on joining it and create would wait forever.
+
         In the v1 cpuset hierarchy a new cgroup starts with empty cpuset.cpus/cpuset.mems
         and the kernel refuses tasks into it (cgroup-v1/cpusets.rst), so every empty level
         down to the container's copies them from its parent, as runc does. On failure the
         directories made so far are removed.
         """
         made: list[str] = []
+        dirs = self.directories()
         try:
-            for d in self.directories():
-                is_cpuset = d == self.v1.get("cpuset")
+            for d in dirs:
                 for level in self._missing_levels(d):
                     try:
                         os.mkdir(level, 0o755)
@@ -297,8 +435,23 @@ class Manager:
                         raise CgroupError(f"creating the cgroup {level}: "
                                           f"{describe_oserror(exc)}") from exc
                     made.append(level)
-                if is_cpuset:
-                    _fill_cpuset(d)
+            # Checked after the mkdirs: a directory someone made meanwhile is checked too.
+            for d in dirs:
+                if d in made:
+                    continue
+                count, where = _process_count(d)
+                if count:
+                    raise CgroupError(
+                        f"linux.cgroupsPath: the container's cgroup {d} is not empty: "
+                        f"{count} process(es) found in {where}; it is not this container's "
+                        "(delete and kill --all would act on those processes)")
+            for d in dirs:
+                reason = _frozen_reason(d)
+                if reason is not None:
+                    raise CgroupError(f"linux.cgroupsPath: the container's cgroup {d} is "
+                                      f"unexpectedly frozen ({reason})")
+            if "cpuset" in self.v1:
+                _fill_cpuset(self.v1["cpuset"])
         except BaseException:
             for level in reversed(made):
                 try:
@@ -306,6 +459,9 @@ class Manager:
                 except OSError:
                     pass
             raise
+        self.parents = [level for level in made if level not in dirs]
+        self.created = True
+        self.to_state()
 
     @staticmethod
     def _missing_levels(directory: str) -> list[str]:
@@ -404,9 +560,17 @@ class Manager:
         ctl.apply_v2(self.unified, res, tuple(wanted), update=update)
 
     def _enable(self, needed: dict[str, str]) -> None:
-        """Enable ``needed`` controllers in cgroup.subtree_control of each ancestor of the
-        container's unified directory, top-down (a controller can only be enabled where the
-        parent has it enabled; cgroup-v2.rst "Enabling and Disabling")."""
+        """Make ``needed`` controllers available in the container's unified directory.
+
+        A controller is available in a cgroup when its parent lists it in
+        cgroup.subtree_control, and can be listed there only when the grandparent does, up
+        to the root (cgroup-v2.rst "Enabling and Disabling"). So every ancestor, top-down,
+        must have it. pyoci enables a missing one only at or below its own cgroup
+        (``unified_base``) and never in the hierarchy's root: subtree_control above is not
+        delegated to it, and a write there changes the whole host (on a hybrid host, the
+        root of /sys/fs/cgroup/unified), which runc never does either. Anywhere else a
+        missing controller is an error naming the field that needs it.
+        """
         if not needed or self.unified is None or self.unified_mount is None:
             return
         top = os.path.normpath(self.unified_mount)
@@ -421,9 +585,29 @@ class Manager:
                 have = set(_read(path).split())
             except OSError as exc:
                 raise CgroupError(f"reading {path}: {describe_oserror(exc)}") from exc
-            for c, json_path in needed.items():
-                if c not in have:
-                    _write(path, f"+{c}", f"{json_path}: enabling the {c} controller")
+            missing = {c: p for c, p in needed.items() if c not in have}
+            if not missing:
+                continue
+            if not self._may_enable(level):
+                c, json_path = next(iter(missing.items()))
+                raise CgroupError(
+                    f"{json_path}: the {c} controller is not delegated to this cgroup: "
+                    f"{path} does not enable it, and pyoci changes cgroup.subtree_control "
+                    f"only below the hierarchy's root, at or below its own cgroup "
+                    f"({self.unified_base or 'unknown'}) (enable it in {path})")
+            for c, json_path in missing.items():
+                _write(path, f"+{c}", f"{json_path}: enabling the {c} controller")
+
+    def _may_enable(self, level: str) -> bool:
+        """``level`` is the runtime's own unified cgroup or below it, and not the root of
+        the hierarchy (the root has no cgroup.type, cgroup-v2.rst "Core Interface Files";
+        checked on the file, since the mount point is not the root inside a cgroup
+        namespace)."""
+        if self.unified_base is None:
+            return False
+        if not _is_within(os.path.normpath(level), os.path.normpath(self.unified_base)):
+            return False
+        return os.path.exists(os.path.join(level, "cgroup.type"))
 
     def _set_devices(self, rules: Sequence[DeviceRule]) -> None:
         """The allow-list: v1's devices controller, or a BPF_PROG_TYPE_CGROUP_DEVICE
@@ -497,13 +681,28 @@ class Manager:
     def frozen(self) -> bool:
         """True when the kernel reports the container frozen (paused)."""
         where = self._freezer_dir()
-        if where is None:
+        if where is None or not self.created:
             return False
         directory, is_v1 = where
         try:
             if is_v1:
                 return _read(os.path.join(directory, "freezer.state")).strip() == "FROZEN"
             return _events(directory).get("frozen") == "1"
+        except FileNotFoundError:
+            return False
+
+    def _freeze_requested(self) -> bool:
+        """A freeze was asked for (freezer.state FREEZING or FROZEN, cgroup.freeze 1),
+        whether or not the kernel has completed it."""
+        where = self._freezer_dir()
+        if where is None:
+            return False
+        directory, is_v1 = where
+        try:
+            if is_v1:
+                state = _read(os.path.join(directory, "freezer.state")).strip()
+                return state in ("FREEZING", "FROZEN")
+            return _read(os.path.join(directory, "cgroup.freeze")).strip() == "1"
         except FileNotFoundError:
             return False
 
@@ -531,7 +730,7 @@ class Manager:
     def pids(self) -> list[int]:
         """Every process in the container's cgroup and its sub-cgroups (sorted)."""
         top = self._pids_dir()
-        if top is None or not os.path.isdir(top):
+        if top is None or not self.created or not os.path.isdir(top):
             return []
         found: set[int] = set()
         for dirpath, _dirs, _files in os.walk(top):
@@ -545,16 +744,22 @@ class Manager:
         including processes forked meanwhile. Otherwise, as runc's signalAllProcesses:
         freeze (so nothing forks between listing and signalling), signal each pid, thaw.
         A container that was paused stays paused, except after SIGKILL: it is thawed,
-        since under the v1 freezer its victims die only then.
+        since under the v1 freezer its victims die only then. A manager whose create did
+        not succeed owns no processes and signals none.
         """
+        if not self.created:
+            return
         if sig == signal.SIGKILL and self.unified is not None:
             kill_file = os.path.join(self.unified, "cgroup.kill")
             if os.path.exists(kill_file):
+                paused = self._freeze_requested()
                 _write(kill_file, "1", "killing the container")
                 # A v1 (hybrid) freeze holds even SIGKILL: the victims die only once
                 # thawed. v2 lets them die; thawing there keeps both modes alike (a killed
-                # container is not left "paused").
-                if self.frozen():
+                # container is not left "paused"). Decided on what was asked (read before
+                # the kill), not on cgroup.events: while the killed tasks exit, v2 reports
+                # "frozen 0" for a moment, and the emptied cgroup is "frozen 1" again.
+                if paused or self.frozen():
                     self.thaw()
                 return
         was_frozen = self.frozen()
@@ -566,6 +771,8 @@ class Manager:
                 can_freeze = False   # signal anyway: a stuck freeze must not block a kill
         try:
             for pid in self.pids():
+                if pid <= 0:
+                    continue   # never kill(0, ...) / kill(-1, ...): see _read_pids
                 try:
                     os.kill(pid, sig)
                 except ProcessLookupError:
@@ -606,12 +813,18 @@ class Manager:
     # -- removal ----------------------------------------------------------------------------
 
     def destroy(self) -> None:
-        """rmdir the container's cgroup (children first) in every hierarchy.
+        """rmdir the container's cgroup (children first) in every hierarchy, then the
+        ancestor levels its create made, bottom-up.
 
         A cgroup can only be removed once empty: processes just killed may still be
         exiting (EBUSY), so each rmdir is retried briefly. Missing directories are fine
-        (delete after a failed create, or a second delete).
+        (delete after a failed create, or a second delete). An ancestor level is shared
+        with whatever else was put below it since: it is removed only when empty, and one
+        still in use (EBUSY, ENOTEMPTY) or already gone is left alone. A manager whose
+        create did not succeed removes nothing: the directories are not the container's.
         """
+        if not self.created:
+            return
         failures = []
         for top in self.directories():
             if not os.path.isdir(top):
@@ -621,6 +834,13 @@ class Manager:
                 err = _rmdir_retry(d)
                 if err is not None:
                     failures.append(f"{d}: {err}")
+        for level in sorted(self.parents, key=lambda p: p.rstrip("/").count("/"),
+                            reverse=True):
+            try:
+                os.rmdir(level)
+            except OSError as exc:
+                if exc.errno not in (errno.EBUSY, errno.ENOTEMPTY, errno.ENOENT):
+                    failures.append(f"{level}: {describe_oserror(exc)}")
         if failures:
             raise CgroupError("removing the container's cgroup: " + "; ".join(failures))
 

@@ -200,7 +200,9 @@ def _pids(d: str, current_fallback: bool) -> dict[str, Any] | None:
     if current is None:
         if not current_fallback:
             return None
-        # v2 without the pids controller: count the member processes (runc does).
+        # v2 without the pids controller: count the member processes (runc does). A "0"
+        # is a process outside the reader's pid namespace (the kernel prints its pid as
+        # seen from there, task_pid_vnr): no usable pid, but a process all the same.
         procs = _read(d, "cgroup.procs")
         if procs is None:
             return None
@@ -264,8 +266,14 @@ def _blkio_v1(d: str) -> dict[str, Any]:
 
 
 def _hugetlb(d: str, usage_suffix: str, v1: bool) -> dict[str, Any] | None:
-    """Per page size; the reservation counters (.rsvd.) when the kernel has them, like
-    runc, since that is what the limits apply to."""
+    """Per page size; the usage of the reservation counters (.rsvd.) when the kernel has
+    them (5.7+), like runc, since that is what the limits apply to.
+
+    v1 has the whole set of files under .rsvd. too (rsvd.max_usage_in_bytes,
+    rsvd.failcnt). v2 has only rsvd.current and rsvd.max: its events file is always
+    hugetlb.<size>.events (and .events.local), whose "max" counts the allocations the
+    limit refused (cgroup-v2.rst "HugeTLB Interface Files").
+    """
     out: dict[str, Any] = {}
     for size in _cg.hugepage_sizes():
         prefix = f"hugetlb.{size}.rsvd"
@@ -280,8 +288,8 @@ def _hugetlb(d: str, usage_suffix: str, v1: bool) -> dict[str, Any] | None:
             entry["max"] = _uint(_need(d, f"{prefix}.max_usage_in_bytes"), d, prefix)
             entry["failcnt"] = _uint(_need(d, f"{prefix}.failcnt"), d, prefix)
         else:
-            events = _key_values(_need(d, f"{prefix}.events"), d, f"{prefix}.events")
-            entry["failcnt"] = events.get("max", 0)
+            events = f"hugetlb.{size}.events"
+            entry["failcnt"] = _key_values(_need(d, events), d, events).get("max", 0)
         out[size] = _nonzero(entry, "usage", "max")
     return out
 

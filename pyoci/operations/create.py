@@ -253,6 +253,7 @@ def _make_cgroup(c: Container, spec: Spec, doc: dict[str, Any],
     c.doc["pyoci"]["resources"] = (doc.get("linux") or {}).get("resources") or {}
     c.save()
     mgr.create()
+    c.save()  # now records what this create made, so delete --force can remove it
     mgr.set(spec.linux.resources,
             effective_device_rules(spec.linux.resources, spec.linux.devices))
     return mgr

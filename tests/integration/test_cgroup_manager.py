@@ -24,9 +24,10 @@ from typing import Any
 
 import pytest
 
-from pyoci.cgroups import manager_from_state, open_manager
+from pyoci.cgroups import CgroupError, controllers, manager_from_state, open_manager
 from pyoci.cgroups.detect import detect
 from pyoci.cgroups.manager import Manager
+from pyoci.config.loader import load_resources
 
 pytestmark = pytest.mark.integration
 
@@ -129,7 +130,8 @@ def _name() -> str:
 
 def _host_cleanup(name: str) -> None:
     """After a crashed child: kill what is left in our cgroup on the host, remove it."""
-    m = open_manager(name, "unused")
+    # A manager that owns the directories (open_manager's owns nothing until create).
+    m = manager_from_state({**open_manager(name, "unused").to_state(), "created": True})
     for d in m.directories():
         if not os.path.isdir(d):
             continue
@@ -137,6 +139,8 @@ def _host_cleanup(name: str) -> None:
             Path(d, "freezer.state").write_text("THAWED")
         for dirpath, _dirs, _files in os.walk(d):
             for pid in Path(dirpath, "cgroup.procs").read_text().split():
+                if int(pid) <= 0:
+                    continue   # another pid namespace's process: kill(0) is our own group
                 try:
                     os.kill(int(pid), signal.SIGKILL)
                 except ProcessLookupError:
@@ -269,3 +273,150 @@ def test_hybrid_in_process_details(host: Manager, name: str) -> None:
     finally:
         m.destroy()
     assert not m.exists()
+
+
+@pytest.fixture
+def sleeper() -> Iterator[subprocess.Popen[bytes]]:
+    proc = subprocess.Popen(["sleep", "300"])
+    yield proc
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+
+
+def test_create_refuses_a_cgroup_another_container_uses(
+        host: Manager, name: str, sleeper: subprocess.Popen[bytes]) -> None:
+    """Two containers with one cgroupsPath: the second create is refused, and cleaning up
+    after it (as the create operation does, from the record it stored first) neither
+    signals the first one's process nor removes its directories."""
+    first = open_manager(f"{name}/inner", "first")
+    first.create()
+    first.add(sleeper.pid)
+    # The same path, and a path above it (whose subtree holds the first container).
+    for path, where in ((f"{name}/inner", f"{name}/inner"), (name, f"{name}/inner")):
+        second = open_manager(path, "second")
+        record = second.to_state()
+        with pytest.raises(CgroupError, match=rf"the container's cgroup .*/{path} is not "
+                                              rf"empty: 1 process\(es\) found in .*/{where};"):
+            second.create()
+        leftover = manager_from_state(json.loads(json.dumps(record)))
+        leftover.kill(signal.SIGKILL)
+        leftover.destroy()
+        time.sleep(0.2)
+        assert sleeper.poll() is None
+        assert all(os.path.isdir(d) for d in first.directories())
+        assert first.pids() == [sleeper.pid]
+
+    # Empty but frozen (v1 freezer here): joining it would freeze the init.
+    first.kill(signal.SIGKILL)
+    assert sleeper.wait(timeout=10) == -signal.SIGKILL
+    first.freeze()
+    try:
+        with pytest.raises(CgroupError, match=r"unexpectedly frozen \(.*freezer.state is "
+                                              r"FROZEN\)"):
+            open_manager(f"{name}/inner", "third").create()
+    finally:
+        first.thaw()
+    first.destroy()
+    assert not first.exists()
+    # ... and with it the level above, which the first create made.
+    assert not any(os.path.exists(os.path.dirname(d)) for d in first.directories())
+
+
+def test_paths_at_or_above_our_own_cgroup_are_refused(host: Manager) -> None:
+    """Resolved only, nothing is created: /process_api (say) holds this host's jobs."""
+    layout = detect()
+    own = layout.v1["memory"].own_path if "memory" in layout.v1 else "/"
+    if own == "/":
+        pytest.skip("our memory cgroup is the root here")
+    for path in (own, os.path.dirname(own)):
+        with pytest.raises(CgroupError, match=r"the runtime's own cgroup in the memory "):
+            open_manager(path, "x", layout=layout)
+
+
+READER = r"""
+import json, signal, sys, time
+from pyoci.cgroups import manager_from_state
+got = []
+signal.signal(signal.SIGTERM, lambda *_: got.append("SIGTERM"))
+m = manager_from_state(json.loads(sys.argv[1]))
+raw = open(m.unified + "/cgroup.procs").read().split()
+pids = m.pids()
+m.kill(signal.SIGTERM)
+time.sleep(0.2)
+print(json.dumps({"raw": raw, "pids": pids, "got": got, "frozen": m.frozen()}))
+"""
+
+
+def test_a_process_of_another_pid_namespace_is_never_pid_zero(
+        host: Manager, name: str, sleeper: subprocess.Popen[bytes]) -> None:
+    """Seen from a child pid namespace, our sleeper is "0" in the unified cgroup.procs.
+    kill(0, SIGTERM) would hit the reader's own process group (its own session here, so
+    nothing else), which the reader's handler would record."""
+    m = open_manager(name, "unused")
+    m.create()
+    m.add(sleeper.pid)
+    res = subprocess.run(["unshare", "-p", "-f", sys.executable, "-c", READER,
+                          json.dumps(m.to_state())], capture_output=True, text=True,
+                         timeout=60, cwd=REPO, start_new_session=True)
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    assert out["raw"] == ["0"], "the kernel did not show the process as 0"
+    assert out["pids"] == [] and out["got"] == [] and out["frozen"] is False
+    assert sleeper.poll() is None
+    assert m.pids() == [sleeper.pid]
+    m.kill(signal.SIGKILL)
+    assert sleeper.wait(timeout=10) == -signal.SIGKILL
+    m.destroy()
+
+
+def test_controllers_are_never_enabled_in_the_unified_root(host: Manager, name: str) -> None:
+    """This host's unified root is above (it is) our own unified cgroup: hugetlb missing
+    there is an error, and the root's cgroup.subtree_control stays as it was."""
+    sizes = controllers.hugepage_sizes()
+    if not sizes:
+        pytest.skip("this kernel has no huge pages")
+    root_ctl = Path(host.unified_mount or "", "cgroup.subtree_control")
+    before = root_ctl.read_text()
+    m = open_manager(f"{name}/c1", "unused")
+    m.create()
+    res = load_resources({"hugepageLimits": [{"pageSize": sizes[0], "limit": 0}]})
+    try:
+        if "hugetlb" in before.split():
+            m.set(res, None)   # delegated by the host: enabled below the root only
+            assert "hugetlb" in Path(m.unified or "", "..", "cgroup.subtree_control") \
+                .read_text().split()
+        else:
+            with pytest.raises(CgroupError) as exc:
+                m.set(res, None)
+            assert str(exc.value).startswith(
+                "linux.resources.hugepageLimits: the hugetlb controller is not delegated to "
+                f"this cgroup: {root_ctl} does not enable it")
+            assert str(exc.value).endswith(f"(enable it in {root_ctl})")
+    finally:
+        m.destroy()
+        after = root_ctl.read_text()
+        assert after == before, (f"pyoci changed the host's {root_ctl} from {before!r} to "
+                                 f"{after!r}: revert it by hand")
+
+
+def test_destroy_removes_the_levels_create_made(host: Manager, name: str) -> None:
+    layout = detect()
+    pids_own = layout.v1["pids"].own_dir
+    assert pids_own is not None
+    kept = os.path.join(pids_own, name)
+    os.mkdir(kept)                     # exists before create: not create's to remove
+    m = open_manager(f"{name}/mid/c1", "unused", layout=layout)
+    record = m.to_state()
+    m.create()
+    try:
+        made = set(record["parents"])
+        tops = {os.path.dirname(os.path.dirname(d)) for d in m.directories()}
+        mids = {os.path.dirname(d) for d in m.directories()}
+        assert made == (tops - {kept}) | mids
+        manager_from_state(json.loads(json.dumps(record))).destroy()
+        assert [d for d in m.directories() if os.path.exists(d)] == []
+        assert [d for d in made if os.path.exists(d)] == []
+        assert os.path.isdir(kept)
+    finally:
+        m.destroy()

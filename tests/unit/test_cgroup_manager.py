@@ -7,6 +7,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -75,6 +76,11 @@ def make_host(tmp_path: Path, mountinfo: str, proc_cgroup: str,
             if entry.fstype == "cgroup2":
                 (point / "cgroup.controllers").write_text(unified_controllers or "")
                 (point / "cgroup.subtree_control").write_text("")
+    # The runtime's own cgroups exist (it is in them).
+    layout = detect(str(proc), str(sys_root))
+    for own in [h.own_dir for h in layout.hierarchies()] + [layout.unified_own_dir]:
+        if own is not None:
+            os.makedirs(own, exist_ok=True)
     return str(proc), str(sys_root)
 
 
@@ -392,6 +398,224 @@ def test_destroy_gives_up_on_lasting_ebusy(monkeypatch: pytest.MonkeyPatch,
     assert not os.path.exists(m.v1["memory"])   # the others were still removed
 
 
+# --- a directory that is not the container's ---------------------------------------------
+
+@pytest.mark.parametrize("path", ["/process_api", MEM_OWN, MEM_OWN + "/"])
+def test_path_naming_own_cgroup_or_an_ancestor_is_refused(v1_host: tuple[str, str],
+                                                          path: str) -> None:
+    """An absolute path at or above the runtime's memory cgroup (the host's job cgroup
+    here): delete would kill the runtime and its neighbours."""
+    _, sys_root = v1_host
+    with pytest.raises(CgroupError) as exc:
+        open_manager(path, "id", layout=detect(*v1_host))
+    d = os.path.normpath(fs(sys_root, "memory") + path)
+    how = "is" if d.endswith("9f7c") else "is an ancestor of"
+    assert str(exc.value).startswith(
+        f"linux.cgroupsPath: {path!r} resolves to {d}, which {how} the runtime's own cgroup "
+        f"in the memory hierarchy ({fs(sys_root, 'memory')}{MEM_OWN}); ")
+    open_manager(MEM_OWN + "/c1", "id", layout=detect(*v1_host))   # below it: fine
+
+
+def test_v2_relative_path_naming_own_cgroup_is_refused(v2_host: tuple[str, str]) -> None:
+    """On v2 a relative path is placed beside the runtime's cgroup; its own name is it."""
+    with pytest.raises(CgroupError, match=r"which is the runtime's own cgroup in the unified"):
+        open_manager("session-1.scope", "id", layout=detect(*v2_host))
+
+
+def test_systemd_path_above_own_cgroup_is_refused(tmp_path: Path) -> None:
+    own = "4:memory:/system.slice/job.service\n8:pids:/\n0::/system.slice/job.service\n"
+    proc, sys_root = make_host(tmp_path, V1_MOUNTS + UNIFIED_MOUNT, own, "hugetlb\n")
+    layout = detect(proc, sys_root)
+    with pytest.raises(CgroupError, match=r"^linux\.cgroupsPath: '-\.slice::system\.slice' "
+                                          r"resolves to .*memory/system\.slice, which is an "
+                                          r"ancestor of the runtime's own cgroup"):
+        open_manager("-.slice::system.slice", "id", systemd=True, layout=layout)
+    # Without a cgroupsPath the systemd driver's default is checked too.
+    inside = make_host(tmp_path / "h2", V1_MOUNTS, "4:memory:/system.slice/runc-id.scope/x\n")
+    with pytest.raises(CgroupError, match=r"^linux\.cgroupsPath: the systemd default resolves "
+                                          r"to .*/memory/system\.slice/runc-id\.scope, which"):
+        open_manager(None, "id", systemd=True, layout=detect(*inside))
+    m = open_manager("system.slice:p:c1", "c1", systemd=True, layout=layout)
+    assert m.unified == fs(sys_root, "unified/system.slice/p-c1.scope")
+
+
+def _foreign(m: Manager, hierarchy: str, files: dict[str, str]) -> str:
+    """Pre-make the container's directory in one hierarchy, as something else's."""
+    d = m.unified if hierarchy == "unified" else m.v1[hierarchy]
+    assert d is not None
+    for rel, text in files.items():
+        path = Path(d, rel)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return d
+
+
+@pytest.mark.parametrize(("hierarchy", "files", "where"), [
+    ("memory", {"cgroup.procs": "123\n"}, ""),
+    ("pids", {"cgroup.procs": "", "inner/deeper/cgroup.procs": "77\n"}, "/inner/deeper"),
+    # Processes of another pid namespace show as 0: still processes.
+    ("unified", {"cgroup.procs": "0\n0\n"}, ""),
+    ("unified", {"cgroup.procs": "", "cgroup.events": "populated 1\nfrozen 0\n"}, ""),
+])
+def test_create_refuses_a_cgroup_in_use(hybrid_host: tuple[str, str], hierarchy: str,
+                                        files: dict[str, str], where: str) -> None:
+    m = open_manager("/grp/c1", "id", layout=detect(*hybrid_host))
+    d = _foreign(m, hierarchy, files)
+    record = m.to_state()          # stored before create, as the create operation does
+    with pytest.raises(CgroupError) as exc:
+        m.create()
+    assert re.fullmatch(
+        rf"linux\.cgroupsPath: the container's cgroup {re.escape(d)} is not empty: \d+ "
+        rf"process\(es\) found in {re.escape(d + where)}; it is not this container's "
+        r"\(delete and kill --all would act on those processes\)", str(exc.value))
+    # What create made is gone again; the foreign cgroup is as it was.
+    assert [x for x in m.directories() if os.path.exists(x)] == [d]
+    for rel, text in files.items():
+        assert Path(d, rel).read_text() == text
+    assert record["created"] is False and not m.created
+
+
+def test_refused_create_cleans_up_nothing_foreign(monkeypatch: pytest.MonkeyPatch,
+                                                  hybrid_host: tuple[str, str]) -> None:
+    """The create operation records the cgroup before create() and, after a failure,
+    removes the cgroup from that record: it must neither signal nor remove the other
+    container's processes and directories."""
+    m = open_manager("c1", "id", layout=detect(*hybrid_host))
+    d = _foreign(m, "freezer", {"cgroup.procs": "4242\n", "freezer.state": "THAWED\n",
+                                "sub/cgroup.procs": ""})
+    kill_file = _foreign(m, "unified", {"cgroup.procs": "0\n", "cgroup.kill": ""})
+    record = m.to_state()
+    with pytest.raises(CgroupError, match="is not empty"):
+        m.create()
+    sent: list[tuple[int, int]] = []
+    monkeypatch.setattr(mgr.os, "kill", lambda pid, sig: sent.append((pid, sig)))
+    again = manager_from_state(json.loads(json.dumps(record)))
+    assert not again.exists() and again.pids() == [] and not again.frozen()
+    again.kill(signal.SIGKILL)
+    again.kill(signal.SIGTERM)
+    again.destroy()
+    assert sent == []
+    assert Path(kill_file, "cgroup.kill").read_text() == ""
+    assert Path(d, "freezer.state").read_text() == "THAWED\n"
+    assert os.path.isdir(os.path.join(d, "sub")) and os.path.isdir(kill_file)
+
+
+@pytest.mark.parametrize(("file", "value", "reason"), [
+    ("freezer.state", "FROZEN\n", "freezer.state is FROZEN"),
+    ("freezer.state", "FREEZING\n", "freezer.state is FREEZING"),
+    ("cgroup.freeze", "1\n", "cgroup.freeze is 1"),
+    ("cgroup.events", "populated 0\nfrozen 1\n",
+     "cgroup.events says frozen 1 (an ancestor cgroup is frozen)"),
+])
+def test_create_refuses_a_frozen_cgroup(hybrid_host: tuple[str, str], file: str, value: str,
+                                        reason: str) -> None:
+    """Joining a frozen cgroup freezes the init: create would wait forever."""
+    m = open_manager("c1", "id", layout=detect(*hybrid_host))
+    d = _foreign(m, "freezer" if file == "freezer.state" else "unified",
+                 {"cgroup.procs": "", file: value})
+    with pytest.raises(CgroupError) as exc:
+        m.create()
+    assert str(exc.value) == (f"linux.cgroupsPath: the container's cgroup {d} is "
+                              f"unexpectedly frozen ({d}/{reason})")
+    assert [x for x in m.directories() if os.path.exists(x)] == [d]
+
+
+def test_create_takes_over_an_empty_cgroup(hybrid_host: tuple[str, str]) -> None:
+    """A leftover empty, thawed directory (e.g. of a crashed create) is reused, as runc."""
+    m = open_manager("c1", "id", layout=detect(*hybrid_host))
+    d = _foreign(m, "freezer", {"cgroup.procs": "", "freezer.state": "THAWED\n"})
+    m.create()
+    assert m.created and m.exists() and m.to_state()["parents"] == []
+    os.remove(os.path.join(d, "cgroup.procs"))
+    os.remove(os.path.join(d, "freezer.state"))
+    m.destroy()
+    assert not any(os.path.exists(x) for x in m.directories())
+
+
+# --- pids that are not pids ----------------------------------------------------------------
+
+@pytest.mark.parametrize("host", ["v1_host", "v2_host"])
+def test_pid_zero_is_never_listed_nor_signalled(monkeypatch: pytest.MonkeyPatch,
+                                                request: pytest.FixtureRequest,
+                                                host: str) -> None:
+    """cgroup2 prints 0 for a process outside the reader's pid namespace; kill(0, sig)
+    would signal the caller's own process group."""
+    m = open_manager("c1", "id", layout=detect(*request.getfixturevalue(host)))
+    m.create()
+    _kernelize(m)
+    top = m.unified if m.unified is not None else m.v1["freezer"]
+    Path(top, "cgroup.procs").write_text("0\n42\n0\n")
+    os.makedirs(os.path.join(top, "sub"))
+    Path(top, "sub", "cgroup.procs").write_text("0\n")
+    assert m.pids() == [42]
+    assert mgr._read_pids(os.path.join(top, "sub", "cgroup.procs")) == []
+    sent: list[tuple[int, int]] = []
+    monkeypatch.setattr(mgr.os, "kill", lambda pid, sig: sent.append((pid, sig)))
+    m.kill(signal.SIGTERM)
+    m.kill(signal.SIGKILL)      # no cgroup.kill file here: per pid
+    assert sent == [(42, signal.SIGTERM), (42, signal.SIGKILL)]
+
+
+# --- ancestors made by create ----------------------------------------------------------------
+
+def test_create_records_and_destroy_removes_the_levels_it_made(
+        hybrid_host: tuple[str, str]) -> None:
+    _, sys_root = hybrid_host
+    m = open_manager("a/b/c1", "id", layout=detect(*hybrid_host))
+    os.makedirs(fs(sys_root, "pids/a"))              # exists before: not create's
+    record = m.to_state()
+    m.create()
+    parents = record["parents"]                       # the stored record followed create
+    assert record["created"] is True and parents == m.parents
+    mem = fs(sys_root, "memory") + MEM_OWN
+    assert mem + "/a" in parents and mem + "/a/b" in parents
+    assert fs(sys_root, "pids/a/b") in parents and fs(sys_root, "pids/a") not in parents
+    assert not set(parents) & set(m.directories())
+    assert len(parents) == 2 * len(m.directories()) - 1
+    # A sibling of the container in one hierarchy keeps its parents there.
+    os.mkdir(fs(sys_root, "freezer/a/b/other"))
+    again = manager_from_state(json.loads(json.dumps(record)))
+    again.destroy()
+    assert not any(os.path.exists(x) for x in m.directories())
+    assert os.path.isdir(fs(sys_root, "freezer/a/b/other"))
+    assert os.path.isdir(fs(sys_root, "pids/a")) and not os.path.exists(fs(sys_root, "pids/a/b"))
+    assert not os.path.exists(mem + "/a") and not os.path.exists(fs(sys_root, "unified/a"))
+    os.rmdir(fs(sys_root, "freezer/a/b/other"))
+    again.destroy()                                   # the rest goes; gone ones are fine
+    assert not os.path.exists(fs(sys_root, "freezer/a"))
+
+
+def test_destroy_reports_a_parent_it_cannot_remove(monkeypatch: pytest.MonkeyPatch,
+                                                   v1_host: tuple[str, str]) -> None:
+    m = open_manager("a/c1", "id", layout=detect(*v1_host))
+    m.create()
+    stuck = m.v1["pids"].rsplit("/", 1)[0]
+    real_rmdir = os.rmdir
+
+    def rmdir(path: str) -> None:
+        if path == stuck:
+            raise OSError(errno.EACCES, "denied")
+        real_rmdir(path)
+
+    monkeypatch.setattr(mgr.os, "rmdir", rmdir)
+    with pytest.raises(CgroupError, match=rf"{re.escape(stuck)}: permission denied"):
+        m.destroy()
+
+
+def test_old_state_without_new_keys(v1_host: tuple[str, str]) -> None:
+    """state.json written before created/parents/unified_base: the directories are the
+    container's, and no ancestor is removed."""
+    m = open_manager("a/c1", "id", layout=detect(*v1_host))
+    m.create()
+    old = {k: v for k, v in m.to_state().items()
+           if k in ("mode", "v1", "unified", "unified_mount")}
+    again = manager_from_state(old)
+    assert again.created and again.parents == [] and again.exists()
+    again.destroy()
+    assert not again.exists()
+    assert os.path.isdir(os.path.dirname(m.v1["pids"]))
+
+
 # --- state round trip ---------------------------------------------------------------------
 
 def test_state_round_trip(hybrid_host: tuple[str, str]) -> None:
@@ -403,7 +627,9 @@ def test_state_round_trip(hybrid_host: tuple[str, str]) -> None:
     assert again.directories() == m.directories()
 
 
-@pytest.mark.parametrize("doc", [{}, {"mode": "v3"}, {"mode": "v1", "v1": 5}])
+@pytest.mark.parametrize("doc", [{}, {"mode": "v3"}, {"mode": "v1", "v1": 5},
+                                 {"mode": "v1", "created": "yes"},
+                                 {"mode": "v2", "unified_base": 7}])
 def test_malformed_state(doc: dict[str, Any]) -> None:
     with pytest.raises(CgroupError, match="state.json"):
         manager_from_state(doc)
@@ -516,15 +742,42 @@ def test_set_hybrid_puts_hugetlb_on_unified(monkeypatch: pytest.MonkeyPatch,
     _plug(monkeypatch, "controllers", rec)
     m = open_manager("grp/c1", "id", layout=detect(proc, sys_root))
     m.create()
-    Path(fs(sys_root, "unified/grp/cgroup.subtree_control")).write_text("")
+    root_ctl = Path(fs(sys_root, "unified/cgroup.subtree_control"))
+    root_ctl.write_text("hugetlb\n")          # delegated by the host
+    grp = Path(fs(sys_root, "unified/grp"))
+    (grp / "cgroup.subtree_control").write_text("")
+    (grp / "cgroup.type").write_text("domain\n")
     m.set(Resources(), None)
     assert ("v1", "memory", m.v1["memory"], False) in rec.calls
     assert ("v2", m.unified, ("hugetlb",), False) in rec.calls
     assert len(rec.calls) == 2
-    # Enabled in the mount root and in grp, the container's parent; not in c1 itself.
-    assert Path(fs(sys_root, "unified/cgroup.subtree_control")).read_text() == "+hugetlb"
-    assert Path(fs(sys_root, "unified/grp/cgroup.subtree_control")).read_text() == "+hugetlb"
+    # Enabled in grp, the container's parent, below the runtime's own cgroup (the root
+    # here); the root already had it and is left alone; not in c1 itself.
+    assert root_ctl.read_text() == "hugetlb\n"
+    assert (grp / "cgroup.subtree_control").read_text() == "+hugetlb"
     assert not Path(m.unified, "cgroup.subtree_control").exists()
+
+
+def test_set_hybrid_never_enables_in_the_root(monkeypatch: pytest.MonkeyPatch,
+                                              hybrid_host: tuple[str, str]) -> None:
+    """The runtime sits in the root of the unified hierarchy (this host kind): enabling
+    hugetlb there would change the whole host. Refused, with the file to change."""
+    _, sys_root = hybrid_host
+    rec = Recorder(v1={"hugetlb": "linux.resources.hugepageLimits"})
+    _plug(monkeypatch, "controllers", rec)
+    m = open_manager("c1", "id", layout=detect(*hybrid_host))
+    assert m.unified_base == fs(sys_root, "unified")
+    m.create()
+    root_ctl = Path(fs(sys_root, "unified/cgroup.subtree_control"))
+    with pytest.raises(CgroupError) as exc:
+        m.set(Resources(), None)
+    assert str(exc.value) == (
+        f"linux.resources.hugepageLimits: the hugetlb controller is not delegated to this "
+        f"cgroup: {root_ctl} does not enable it, and pyoci changes cgroup.subtree_control "
+        f"only below the hierarchy's root, at or below its own cgroup "
+        f"({fs(sys_root, 'unified')}) (enable it in {root_ctl})")
+    assert root_ctl.read_text() == ""
+    assert rec.calls == []
 
 
 def test_set_hybrid_unified_key_for_a_v1_controller(monkeypatch: pytest.MonkeyPatch,
@@ -544,8 +797,10 @@ def test_set_hybrid_controller_nowhere(monkeypatch: pytest.MonkeyPatch,
         m.set(Resources(), None)
 
 
-def test_set_v2_enables_and_applies(monkeypatch: pytest.MonkeyPatch,
-                                    v2_host: tuple[str, str]) -> None:
+def test_set_v2_needs_controllers_enabled_above_own(monkeypatch: pytest.MonkeyPatch,
+                                                    v2_host: tuple[str, str]) -> None:
+    """On v2 the container is a sibling of the runtime's cgroup: its parent is above the
+    runtime's own cgroup, so what is missing there is refused, not enabled."""
     _, sys_root = v2_host
     rec = Recorder(v2={"memory": "linux.resources.memory.limit",
                        "pids": "linux.resources.pids.limit",
@@ -553,14 +808,62 @@ def test_set_v2_enables_and_applies(monkeypatch: pytest.MonkeyPatch,
     _plug(monkeypatch, "controllers", rec)
     m = open_manager("c1", "id", layout=detect(*v2_host))
     m.create()
-    Path(fs(sys_root, "user.slice/cgroup.subtree_control")).write_text("pids\n")
+    slice_ctl = Path(fs(sys_root, "user.slice/cgroup.subtree_control"))
+    slice_ctl.write_text("pids\n")
+    Path(fs(sys_root, "user.slice/cgroup.type")).write_text("domain\n")
     root_ctl = Path(fs(sys_root, "cgroup.subtree_control"))
-    root_ctl.write_text("memory pids\n")   # already enabled: left alone
+    root_ctl.write_text("memory pids\n")
+    with pytest.raises(CgroupError, match=r"^linux\.resources\.memory\.limit: the memory "
+                                          r"controller is not delegated to this cgroup: "
+                                          + re.escape(str(slice_ctl))):
+        m.set(Resources(), None)
+    assert slice_ctl.read_text() == "pids\n" and rec.calls == []
+    slice_ctl.write_text("memory pids\n")     # delegated: nothing to write
     m.set(Resources(), None)
     assert rec.calls == [("v2", m.unified, ("memory", "pids"), False)]
+    assert slice_ctl.read_text() == "memory pids\n"
     assert root_ctl.read_text() == "memory pids\n"
-    # O_WRONLY without truncation on a regular file: "+memory" overwrote the start.
-    assert Path(fs(sys_root, "user.slice/cgroup.subtree_control")).read_text() == "+memory"
+
+
+@pytest.mark.parametrize("namespace_root", [True, False])
+def test_set_v2_enables_at_own_cgroup_unless_real_root(monkeypatch: pytest.MonkeyPatch,
+                                                       tmp_path: Path,
+                                                       namespace_root: bool) -> None:
+    """In a cgroup namespace the runtime's cgroup is the mount point, a delegated non-root
+    cgroup (it has cgroup.type): enabling there is fine. The real root (no cgroup.type)
+    never gets a write."""
+    proc, sys_root = make_host(tmp_path, V2_MOUNTS, "0::/\n", "memory pids\n")
+    rec = Recorder(v2={"memory": "linux.resources.memory.limit"})
+    _plug(monkeypatch, "controllers", rec)
+    if namespace_root:
+        Path(fs(sys_root, "cgroup.type")).write_text("domain\n")
+    m = open_manager("c1", "id", layout=detect(proc, sys_root))
+    assert m.unified == fs(sys_root, "c1")
+    m.create()
+    root_ctl = Path(fs(sys_root, "cgroup.subtree_control"))
+    if namespace_root:
+        m.set(Resources(), None)
+        assert root_ctl.read_text() == "+memory"
+        assert rec.calls == [("v2", m.unified, ("memory",), False)]
+    else:
+        with pytest.raises(CgroupError, match="not delegated to this cgroup"):
+            m.set(Resources(), None)
+        assert root_ctl.read_text() == "" and rec.calls == []
+
+
+def test_set_v2_without_a_known_own_cgroup_enables_nothing(monkeypatch: pytest.MonkeyPatch,
+                                                           tmp_path: Path) -> None:
+    """A record from before unified_base existed: nothing is known to be delegated."""
+    (tmp_path / "cgroup.subtree_control").write_text("")
+    (tmp_path / "cgroup.type").write_text("domain\n")
+    (tmp_path / "c1").mkdir()
+    _plug(monkeypatch, "controllers", Recorder(v2={"pids": "linux.resources.pids.limit"}))
+    (tmp_path / "cgroup.controllers").write_text("pids\n")
+    m = manager_from_state({"mode": "v2", "v1": {}, "unified": str(tmp_path / "c1"),
+                            "unified_mount": str(tmp_path)})
+    with pytest.raises(CgroupError, match=r"not delegated .*own cgroup \(unknown\)"):
+        m.set(Resources(), None)
+    assert (tmp_path / "cgroup.subtree_control").read_text() == ""
 
 
 def test_set_v2_unavailable_controller(monkeypatch: pytest.MonkeyPatch,
@@ -668,6 +971,23 @@ def test_kill_with_cgroup_kill(monkeypatch: pytest.MonkeyPatch,
     m.kill(signal.SIGTERM)   # cgroup.kill only knows SIGKILL
     assert sent == [(77, signal.SIGTERM)]
     assert Path(m.unified, "cgroup.freeze").read_text() == "0"   # frozen, then thawed
+
+
+def test_sigkill_thaws_a_paused_container_whatever_events_says_meanwhile(
+        v2_host: tuple[str, str]) -> None:
+    """While cgroup.kill's victims exit, cgroup.events shows "frozen 0" for a moment; the
+    emptied cgroup, still asked to freeze, is "frozen 1" again: a killed container would
+    stay paused. The thaw follows cgroup.freeze, read before the kill."""
+    m = open_manager("c1", "id", layout=detect(*v2_host))
+    m.create()
+    _kernelize(m)
+    Path(m.unified, "cgroup.kill").write_text("")
+    Path(m.unified, "cgroup.freeze").write_text("1\n")
+    Path(m.unified, "cgroup.events").write_text("populated 1\nfrozen 0\n")
+    m.kill(signal.SIGKILL)
+    assert Path(m.unified, "cgroup.kill").read_text() == "1"
+    # (O_WRONLY without O_TRUNC on a regular file: "0" overwrote the "1" of "1\n".)
+    assert Path(m.unified, "cgroup.freeze").read_text() == "0\n"
 
 
 def test_kill_v1_freezes_signals_thaws(monkeypatch: pytest.MonkeyPatch,

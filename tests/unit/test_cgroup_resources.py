@@ -453,17 +453,31 @@ def test_blkio_weight_to_io_weight(blkio: int, io: int) -> None:
 
 
 @pytest.mark.parametrize(("swap", "limit", "v2"), [
-    (0, -1, -1), (-1, 100, -1), (0, 100, 0), (300, -1, 300), (300, 100, 200), (100, 100, 0)])
+    (0, -1, -1), (-1, 100, -1), (-1, -1, -1), (0, 100, 0), (300, 100, 200), (100, 100, 0)])
 def test_swap_to_v2(swap: int, limit: int, v2: int) -> None:
     assert controllers.swap_to_v2(swap, limit) == v2
 
 
 @pytest.mark.parametrize(("swap", "limit", "message"), [
-    (300, 0, "a swap limit needs a memory limit"),
+    (300, 0, "linux.resources.memory.swap: a swap limit needs a memory limit on cgroup v2 "
+             "(memory.swap.max is swap - limit, and linux.resources.memory.limit is unset)"),
+    # memory+swap <= 300 with unlimited memory: no swap-only value means that (runc:
+    # "unable to set swap limit without memory limit").
+    (300, -1, "linux.resources.memory.swap: a swap limit needs a memory limit on cgroup v2 "
+              "(memory.swap.max is swap - limit, and linux.resources.memory.limit is -1 "
+              "(unlimited))"),
     (100, 300, "memory+swap 100 is below memory.limit 300")])
 def test_swap_to_v2_refusals(swap: int, limit: int, message: str) -> None:
     with pytest.raises(CgroupError, match=re.escape(message)):
         controllers.swap_to_v2(swap, limit)
+
+
+def test_v2_swap_with_unlimited_memory_writes_nothing(tmp_path: Path, writes: list) -> None:
+    d = memory_v2(tmp_path)
+    with pytest.raises(CgroupError, match=r"^linux\.resources\.memory\.swap: a swap limit "
+                                          r"needs a memory limit"):
+        controllers.apply_v2(d, res({"memory": {"limit": -1, "swap": 300 * MiB}}), {"memory"})
+    assert writes == []
 
 
 # --- v2 ---------------------------------------------------------------------------------
@@ -849,6 +863,31 @@ def test_stats_v2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
                   "ioServicedRecursive": [{"major": 254, "op": "Read", "value": 1},
                                           {"major": 254, "op": "Write"}]},
         "hugetlb": {"2MB": {"failcnt": 2}}}
+
+
+def hugetlb_v2_files(usage: dict[str, int], rsvd: dict[str, int],
+                     refused: dict[str, int]) -> dict[str, str]:
+    """The hugetlb files a v2 cgroup shows on a 5.7+ kernel, per page size."""
+    files: dict[str, str] = {}
+    for size in ("2MB", "1GB"):
+        events = f"max {refused[size]}\n"
+        files |= {f"hugetlb.{size}.current": str(usage[size]), f"hugetlb.{size}.max": "max",
+                  f"hugetlb.{size}.events": events, f"hugetlb.{size}.events.local": events,
+                  f"hugetlb.{size}.rsvd.current": str(rsvd[size]),
+                  f"hugetlb.{size}.rsvd.max": "max"}
+    return files
+
+
+def test_stats_v2_hugetlb_with_reservation_files(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The kernel has hugetlb.<size>.rsvd.{current,max} but no rsvd.events: the failure
+    count always comes from hugetlb.<size>.events; the usage is the reservation's."""
+    monkeypatch.setattr(controllers, "hugepage_sizes", lambda: ["2MB", "1GB"])
+    d = cgdir(tmp_path, hugetlb_v2_files(usage={"2MB": 2 * MiB, "1GB": 0},
+                                         rsvd={"2MB": 4 * MiB, "1GB": 1 << 30},
+                                         refused={"2MB": 3, "1GB": 0}))
+    assert stats.stats_v2(d) == {"hugetlb": {"2MB": {"usage": 4 * MiB, "failcnt": 3},
+                                             "1GB": {"usage": 1 << 30, "failcnt": 0}}}
 
 
 def test_stats_v2_without_controllers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
