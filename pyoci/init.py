@@ -187,7 +187,8 @@ def _setup_and_exec(ctx: InitContext) -> None:
         mounts.prepare_root(rootfs, linux.rootfs_propagation)
     for m in spec.mounts:
         with step(chan, f"mount {m.destination} ({m.type or 'bind'}) onto rootfs"):
-            mounts.mount_entry(rootfs, ctx.bundle, m, linux.mount_label)
+            mounts.mount_entry(rootfs, ctx.bundle, m, linux.mount_label,
+                               cgroup_ns=linux.namespace("cgroup") is not None)
     if not _dev_is_bound(spec):
         with step(chan, "create default devices in /dev"):
             devices.create_default_devices(rootfs, proc is not None and proc.terminal)

@@ -1,12 +1,14 @@
 #!/bin/sh
 # Install what pyoci needs on a fresh Debian/Ubuntu machine (as root) into ./.venv.
-# usage: scripts/bootstrap.sh [--test]   (--test adds the test tools and runc)
+# usage: scripts/bootstrap.sh [--test]   (--test adds the test tools, runc, podman, containerd)
 set -eu
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "bootstrap: run as root (containers need it)" >&2; exit 1; }
 
 pkgs="busybox-static util-linux iproute2 ca-certificates"
-[ "${1:-}" = "--test" ] && pkgs="$pkgs runc"
+# --test: runc (the reference), and the engines the engine tests drive (tests/engines/):
+# podman with conmon, containerd with ctr and its shim, procps for `ps` (runc ps, ctr task ps).
+[ "${1:-}" = "--test" ] && pkgs="$pkgs runc podman conmon containerd procps"
 python=$(command -v python3 || true)
 if [ -z "$python" ] || ! "$python" -c 'import sys, venv, ensurepip; assert sys.version_info >= (3, 11)' 2>/dev/null; then
     pkgs="$pkgs python3 python3-venv"

@@ -133,7 +133,8 @@ def _source_path(m: Mount, bundle: str) -> str:
     return src if os.path.isabs(src) else os.path.join(bundle, src)
 
 
-def mount_entry(rootfs: str, bundle: str, m: Mount, mount_label: str | None = None) -> None:
+def mount_entry(rootfs: str, bundle: str, m: Mount, mount_label: str | None = None,
+                cgroup_ns: bool = False) -> None:
     """Mount one entry of config.json's `mounts` at its place inside the rootfs.
 
     ``mount_label`` (linux.mountLabel) becomes the SELinux ``context=`` of filesystems made
@@ -144,7 +145,7 @@ def mount_entry(rootfs: str, bundle: str, m: Mount, mount_label: str | None = No
             else f'context="{mount_label}"'
 
     if m.type == "cgroup":
-        _mount_cgroup(rootfs, m.destination, opts)
+        _mount_cgroup(rootfs, m.destination, opts, cgroup_ns)
         return
     if is_bind(m):
         src = _source_path(m, bundle)
@@ -214,28 +215,34 @@ def _own_cgroups() -> dict[str, str]:
 
 
 def _mount_hierarchy(sub: str, fstype: str, data: str | None, flags: int,
-                     host_dir: str) -> None:
-    """A fresh cgroup mount shows the container's cgroup namespace; in a user namespace
-    without one the kernel refuses it, and the container gets a bind of its own cgroup
-    directory instead (what runc does)."""
-    try:
-        sc.mount(fstype, sub, fstype, flags, data)
-    except PermissionError:
-        sc.mount(host_dir, sub, "bind", sc.MS_BIND | sc.MS_REC)
-        if flags:
-            sc.mount(host_dir, sub, "bind", sc.MS_BIND | sc.MS_REMOUNT | sc.MS_REC | flags
-                     | existing_flags(sub))
+                     host_dir: str, fresh: bool) -> None:
+    """In a cgroup namespace a fresh cgroup mount is rooted at the container's cgroup. Without
+    one it would show the host's whole tree, so the container gets a bind of its own cgroup
+    directory instead, as runc does; the same when the kernel refuses the fresh mount (a
+    user namespace without a cgroup namespace)."""
+    if fresh:
+        try:
+            sc.mount(fstype, sub, fstype, flags, data)
+            return
+        except PermissionError:
+            pass
+    sc.mount(host_dir, sub, "bind", sc.MS_BIND | sc.MS_REC)
+    if flags:
+        sc.mount(host_dir, sub, "bind", sc.MS_BIND | sc.MS_REMOUNT | sc.MS_REC | flags
+                 | existing_flags(sub))
 
 
-def _mount_cgroup(rootfs: str, destination: str, opts: ParsedOptions) -> None:
+def _mount_cgroup(rootfs: str, destination: str, opts: ParsedOptions,
+                  cgroup_ns: bool) -> None:
     """A `cgroup` mount: cgroup2 where the host is unified; on a v1 or hybrid host, a
-    tmpfs holding one mount per host hierarchy (controllers named as on the host)."""
+    tmpfs holding one mount per host hierarchy (controllers named as on the host). Each
+    shows only the container's own cgroup (see :func:`_mount_hierarchy`)."""
     dest = ensure_dir(rootfs, destination)
     hierarchies = _host_cgroup_mounts()
     own = _own_cgroups()
     if any(mp == "/sys/fs/cgroup" and t == "cgroup2" for mp, t, _ in hierarchies):
         _mount_hierarchy(dest, "cgroup2", None, opts.flags,
-                         "/sys/fs/cgroup" + own.get("", "/"))
+                         "/sys/fs/cgroup" + own.get("", "/"), cgroup_ns)
         return
     sc.mount("tmpfs", dest, "tmpfs", opts.flags & ~sc.MS_RDONLY, "mode=755")
     for mp, fstype, superopts in hierarchies:
@@ -244,7 +251,8 @@ def _mount_cgroup(rootfs: str, destination: str, opts: ParsedOptions) -> None:
         sub = os.path.join(dest, os.path.basename(mp))
         os.makedirs(sub, exist_ok=True)
         if fstype == "cgroup2":
-            _mount_hierarchy(sub, "cgroup2", None, opts.flags, mp + own.get("", "/"))
+            _mount_hierarchy(sub, "cgroup2", None, opts.flags, mp + own.get("", "/"),
+                             cgroup_ns)
             continue
         controllers = [o for o in superopts.split(",")
                        if o not in ("rw", "ro") and not o.startswith("release_")
@@ -252,7 +260,7 @@ def _mount_cgroup(rootfs: str, destination: str, opts: ParsedOptions) -> None:
                        ] or superopts.split(",")
         key = next((k for k in own if set(k.split(",")) == set(controllers)), None)
         _mount_hierarchy(sub, "cgroup", ",".join(controllers), opts.flags,
-                         mp + (own.get(key, "/") if key is not None else "/"))
+                         mp + (own.get(key, "/") if key is not None else "/"), cgroup_ns)
     if opts.flags & sc.MS_RDONLY:
         sc.mount("tmpfs", dest, "tmpfs", sc.MS_REMOUNT | opts.flags, "mode=755")
 

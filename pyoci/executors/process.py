@@ -7,6 +7,7 @@ from __future__ import annotations
 import errno
 import os
 import resource
+import stat
 
 from pyoci import syscalls as sc
 from pyoci.config.model import Process, Rlimit, User
@@ -68,17 +69,24 @@ class ExecNotFound(OSError):
 
 
 def find_executable(name: str, env: dict[str, str]) -> str:
-    """Resolve args[0] the way execvp would, with the container's PATH."""
+    """Resolve args[0] the way execvp would, with the container's PATH. The messages are
+    runc's, word for word where engines read them: podman maps "permission denied" to exit
+    126 and "no such file or directory" / "executable file not found in" to 127."""
     if "/" in name:
-        candidates = [name]
-    else:
-        candidates = [os.path.join(d or ".", name)
-                      for d in env.get("PATH", DEFAULT_PATH).split(":")]
-    for path in candidates:
+        try:
+            st = os.stat(name)
+        except OSError as exc:
+            reason = os.strerror(exc.errno or errno.ENOENT).lower()
+            raise ExecNotFound(exc.errno or errno.ENOENT,
+                               f'exec: "{name}": stat {name}: {reason}') from None
+        if not stat.S_ISREG(st.st_mode) or not os.access(name, os.X_OK):
+            raise ExecNotFound(errno.EACCES, f'exec: "{name}": permission denied')
+        return name
+    for d in env.get("PATH", DEFAULT_PATH).split(":"):
+        path = os.path.join(d or ".", name)
         if os.path.isfile(path) and os.access(path, os.X_OK):
             return path
-    where = "" if "/" in name else " in $PATH"
-    raise ExecNotFound(errno.ENOENT, f'exec: "{name}": executable file not found{where}')
+    raise ExecNotFound(errno.ENOENT, f'exec: "{name}": executable file not found in $PATH')
 
 
 def set_hostname(name: str) -> None:

@@ -37,6 +37,10 @@ def delete(root: str, cid: str, force: bool = False) -> None:
     c = Container(root, cid)
     if force and _remove_unreadable(c):
         return
+    if force and not os.path.isdir(c.dir):
+        # runc: --force on a container that does not exist is not an error (podman calls it
+        # to clean up after a create that failed and left nothing).
+        return
     with c.locked():
         status = c.status()
         if status != "stopped" and not force:

@@ -91,13 +91,13 @@ def image_tar(engines_base: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def podman_session(engines_base: Path, cgroup_area: CgroupArea,
-                   image_tar: Path) -> Iterator[Podman]:
+def podman_session(request: pytest.FixtureRequest, engines_base: Path,
+                   cgroup_area: CgroupArea) -> Iterator[Podman]:
     reason = podman_engine.missing()
     if reason:
         pytest.skip(reason)
     podman = Podman(engines_base / "podman", cgroup_area.sub("podman"))
-    podman.import_image(image_tar)
+    podman.import_image(request.getfixturevalue("image_tar"))
     yield podman
     for name in RUNTIME_NAMES:
         rt = runtime_by_name(name)
@@ -109,12 +109,14 @@ def podman_session(engines_base: Path, cgroup_area: CgroupArea,
 
 
 @pytest.fixture(scope="session")
-def containerd_session(engines_base: Path, cgroup_area: CgroupArea,
-                       podman_session: Podman) -> Iterator[Containerd]:
+def containerd_session(request: pytest.FixtureRequest, engines_base: Path,
+                       cgroup_area: CgroupArea) -> Iterator[Containerd]:
     """Needs podman too: the image archive is `podman save --format docker-archive`."""
-    reason = containerd_engine.missing()
+    reason = containerd_engine.missing() or podman_engine.missing()
     if reason:
-        pytest.skip(reason)
+        pytest.skip(f"{reason} (containerd's image is made with podman)"
+                    if not containerd_engine.missing() else reason)
+    podman_session: Podman = request.getfixturevalue("podman_session")
     ctrd = Containerd(engines_base / "containerd", cgroup_area.sub("containerd"))
     ctrd.start()
     try:
@@ -180,16 +182,16 @@ def containerd(containerd_session: Containerd, oci_runtime: OciRuntime,
                cgroup_area: CgroupArea) -> Iterator[Containerd]:
     yield containerd_session
     problems = containerd_session.remove_all()
-    root = containerd_session.runtime_root(oci_runtime)
+    root = containerd_session.runtime_state(oci_runtime)
     parent = containerd_session.cgroup_parent
     state = containerd_session.base / "state"
 
     def clean() -> bool:
-        return not (os.listdir(root) or cgroup_area.children(parent)
+        return not (state_entries(root) or cgroup_area.children(parent)
                     or processes_rooted_in(state))
 
     wait_for(clean, 10, 0.2)
-    states = sorted(os.listdir(root))
+    states = sorted(state_entries(root))
     cgroups = cgroup_area.children(parent)
     shims = processes_rooted_in(state)
     mounts = mounts_under(containerd_session.base)

@@ -86,19 +86,24 @@ class Containerd:
                    timeout=timeout)
 
     def runtime_root(self, runtime: OciRuntime) -> Path:
+        """What `ctr run --runc-root` gets; the shim appends the namespace."""
         root = self.roots / runtime.name
         root.mkdir(exist_ok=True)
         return root
 
+    def runtime_state(self, runtime: OciRuntime) -> Path:
+        """The runtime's --root as the shim passes it: one dir per container id in it."""
+        return self.runtime_root(runtime) / NAMESPACE
+
     def run(self, runtime: OciRuntime, cid: str, *args: str, detach: bool = False,
-            timeout: float = TIMEOUT) -> Result:
+            opts: tuple[str, ...] = (), timeout: float = TIMEOUT) -> Result:
         """`ctr run` of the test image through ``runtime``: the shim gets the binary
         (--runc-binary) and a state dir of ours (--runc-root); the cgroup is below ours."""
         mode = ["--detach"] if detach else ["--rm"]
         return self.ctr("run", *mode, "--runc-binary", str(runtime.path),
                         "--runc-root", str(self.runtime_root(runtime)),
                         "--fifo-dir", str(self.fifo_dir),
-                        "--cgroup", self.container_cgroup(cid), IMAGE, cid, *args,
+                        "--cgroup", self.container_cgroup(cid), *opts, IMAGE, cid, *args,
                         timeout=timeout)
 
     def container_cgroup(self, cid: str) -> str:

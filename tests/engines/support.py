@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.helpers import cgroup_dirs
+from tests.helpers import cgroup_dir, cgroup_dirs
 
 # Each engine command gets at most this long; a hung runtime fails the test, not CI.
 TIMEOUT = 60.0
@@ -193,6 +193,40 @@ class CgroupArea:
             except OSError as exc:
                 stuck.append(f"{p}: {exc.strerror}")
         return stuck
+
+
+def _read_cgroup(path: str, controller: str, name: str) -> str | None:
+    try:
+        return (cgroup_dir(path, controller) / name).read_text().strip()
+    except LookupError:
+        return None  # no such hierarchy on this host
+    except OSError as exc:
+        return f"unreadable: {exc.strerror}"
+
+
+def freezer_state(path: str) -> str:
+    """FROZEN/THAWED of a container's cgroup from the host side: v1 freezer.state, or
+    cgroup.freeze (1/0) where only cgroup2 exists."""
+    v1 = _read_cgroup(path, "freezer", "freezer.state")
+    if v1 is not None:
+        return v1
+    v2 = _read_cgroup(path, "", "cgroup.freeze")
+    return {"1": "FROZEN", "0": "THAWED"}.get(v2 or "", f"no freezer: {v2}")
+
+
+def memory_limit(path: str) -> str:
+    """The memory limit in bytes: v1 memory.limit_in_bytes, or v2 memory.max."""
+    v1 = _read_cgroup(path, "memory", "memory.limit_in_bytes")
+    return v1 if v1 is not None else str(_read_cgroup(path, "", "memory.max"))
+
+
+def cgroup_procs(path: str) -> list[str]:
+    """The pids in a container's cgroup (the pids hierarchy, else cgroup2)."""
+    for controller in ("pids", ""):
+        value = _read_cgroup(path, controller, "cgroup.procs")
+        if value is not None:
+            return sorted(value.split())
+    return []
 
 
 # --- what the engines write outside the directories they are given ------------------------

@@ -11,8 +11,14 @@ import time
 import pytest
 
 from tests.engines.podman_engine import IMAGE, Podman
-from tests.engines.support import Observation, OciRuntime, Reference
-from tests.helpers import cgroup_dir, cgroup_dirs
+from tests.engines.support import (
+    Observation,
+    OciRuntime,
+    Reference,
+    freezer_state,
+    memory_limit,
+)
+from tests.helpers import cgroup_dirs
 
 pytestmark = [pytest.mark.integration, pytest.mark.engines]
 
@@ -29,13 +35,6 @@ def _start(podman: Podman, rt: OciRuntime, name: str, *opts: str) -> str:
 
 def _remove(podman: Podman, rt: OciRuntime, name: str) -> None:
     podman("rm", "--force", "--ignore", "--time", "0", name, runtime=rt)
-
-
-def _cgroup_file(podman: Podman, cid: str, controller: str, name: str) -> str:
-    try:
-        return (cgroup_dir(podman.container_cgroup(cid), controller) / name).read_text().strip()
-    except OSError as exc:
-        return f"unreadable: {exc.strerror}"
 
 
 # --- scenarios: each returns what the user saw, keyed by step ----------------------------
@@ -84,12 +83,11 @@ def pause_unpause(podman: Podman, rt: OciRuntime) -> Observation:
         pause = podman("pause", name, runtime=rt)
         obs: Observation = {"_pause": pause, "pause rc": pause.rc,
                             "paused status": podman.status(name, rt),
-                            "paused freezer": _cgroup_file(podman, cid, "freezer",
-                                                           "freezer.state")}
+                            "paused freezer": freezer_state(podman.container_cgroup(cid))}
         unpause = podman("unpause", name, runtime=rt)
         obs.update({"_unpause": unpause, "unpause rc": unpause.rc,
                     "unpaused status": podman.status(name, rt),
-                    "unpaused freezer": _cgroup_file(podman, cid, "freezer", "freezer.state")})
+                    "unpaused freezer": freezer_state(podman.container_cgroup(cid))})
         return obs
     finally:
         _remove(podman, rt, name)
@@ -100,10 +98,10 @@ def update_memory(podman: Podman, rt: OciRuntime) -> Observation:
     name = "pyoci-engines-update"
     cid = _start(podman, rt, name, "--memory", "64m")
     try:
-        before = _cgroup_file(podman, cid, "memory", "memory.limit_in_bytes")
+        before = memory_limit(podman.container_cgroup(cid))
         res = podman("update", "--memory", "128m", name, runtime=rt)
         return {"limit before": before, "_update": res, "update rc": res.rc,
-                "limit after": _cgroup_file(podman, cid, "memory", "memory.limit_in_bytes"),
+                "limit after": memory_limit(podman.container_cgroup(cid)),
                 "status": podman.status(name, rt)}
     finally:
         _remove(podman, rt, name)
@@ -133,7 +131,9 @@ def stop_rm(podman: Podman, rt: OciRuntime) -> Observation:
 RESTRICTED_SCRIPT = (
     "id; touch /x 2>/dev/null; echo root-write=$?; touch /tmp/y; echo tmp-write=$?; "
     'grep -E "^(Cap|NoNewPrivs)" /proc/self/status; '
-    "cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max; "
+    # v1 files first (this machine kind is hybrid), else cgroup2's
+    "cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max; "
+    "cat /sys/fs/cgroup/pids/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids.max; "
     "ulimit -n; ulimit -u")
 
 
@@ -142,6 +142,34 @@ def restricted(podman: Podman, rt: OciRuntime) -> Observation:
                      "--memory", "64m", "--pids-limit", "50", IMAGE, "sh", "-c",
                      RESTRICTED_SCRIPT)
     return {"run": res}
+
+
+def _error_class(stderr: str) -> str:
+    """Which of its OCI error kinds podman recognised in the runtime's message."""
+    if "attempted to invoke a command that was not found" in stderr:
+        return "not found"
+    if "OCI permission denied" in stderr:
+        return "permission denied"
+    return "generic"
+
+
+def failing_create(podman: Podman, rt: OciRuntime) -> Observation:
+    """podman turns the runtime's create error into its exit status by the message's
+    wording, as runc words it: "no such file or directory" / "executable file not found
+    in $PATH" -> 127, "permission denied" -> 126. After a failed create it cleans up with
+    `delete --force`, which must not fail for a container the runtime never made."""
+    obs: Observation = {}
+    for label, program in (("absolute missing", "/nonexistent"),
+                           ("missing in PATH", "nonexistent"),
+                           ("not executable", "/etc/passwd")):
+        res = podman.run(rt, "--rm", IMAGE, program)
+        obs[f"_{label}"] = res
+        obs[f"{label} rc"] = res.rc
+        obs[f"{label} names the program"] = program in res.stderr
+        obs[f"{label} podman's class"] = _error_class(res.stderr)
+        obs[f"{label} cleanup complained"] = "after creation failed" in res.stderr
+    obs["containers left"] = podman.ids()
+    return obs
 
 
 # --- tests ---------------------------------------------------------------------------------
@@ -224,3 +252,19 @@ def test_restricted_container(podman: Podman, oci_runtime: OciRuntime,
     assert caps == ["0000000000000000"] * 5, res.describe()
     assert str(64 << 20) in lines and "50" in lines, res.describe()
     reference.compare("podman restricted", oci_runtime, obs, lambda rt: restricted(podman, rt))
+
+
+def test_failing_create_exit_status(podman: Podman, oci_runtime: OciRuntime,
+                                    reference: Reference) -> None:
+    obs = failing_create(podman, oci_runtime)
+    details = "\n".join(v.describe() for k, v in obs.items() if k.startswith("_"))
+    want: dict[str, object] = {}
+    for label, rc, kind in (("absolute missing", 127, "not found"),
+                            ("missing in PATH", 127, "not found"),
+                            ("not executable", 126, "permission denied")):
+        want.update({f"{label} rc": rc, f"{label} names the program": True,
+                     f"{label} podman's class": kind, f"{label} cleanup complained": False})
+    assert {k: obs[k] for k in want} == want, details
+    assert obs["containers left"] == []
+    reference.compare("podman failing create", oci_runtime, obs,
+                      lambda rt: failing_create(podman, rt))

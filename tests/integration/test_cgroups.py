@@ -317,3 +317,21 @@ def test_stopped_container_keeps_cgroup_until_delete(runtime: Runtime, bundle: B
     assert json.loads(runtime("ps", "-f", "json", "cg-stop", check=True).stdout) == []
     runtime("delete", "cg-stop", check=True)
     assert_nothing_left(runtime, "cg-stop", bundle)
+
+
+@pytest.mark.parametrize("cgroupns", [False, True])
+def test_cgroup_mount_shows_the_container_own_limits(runtime: Runtime, bundle: Bundle,
+                                                     cgroupns: bool) -> None:
+    """Inside, /sys/fs/cgroup is the container's own cgroup, never the host's tree: a bind
+    of its directories without a cgroup namespace (as runc), a fresh mount with one."""
+    cfg = _config(["sh", "-c", "cat /sys/fs/cgroup/memory/memory.limit_in_bytes "
+                   "/sys/fs/cgroup/pids/pids.max; ls /sys/fs/cgroup/pids | grep -c '^cg-'"],
+                  {"memory": {"limit": 64 << 20}, "pids": {"limit": 50}})
+    cfg["mounts"].append({"destination": "/sys/fs/cgroup", "type": "cgroup",
+                          "source": "cgroup", "options": ["ro", "nosuid", "noexec", "nodev"]})
+    if cgroupns:
+        cfg["linux"]["namespaces"].append({"type": "cgroup"})
+    bundle.write(cfg)
+    res = runtime("run", "-b", str(bundle.path), "cg-mnt")
+    assert res.stdout.split() == [str(64 << 20), "50", "0"], res.stdout + res.stderr
+    assert_nothing_left(runtime, "cg-mnt", bundle)

@@ -211,3 +211,25 @@ def test_force_delete_removes_dir_without_state(runtime: Runtime) -> None:
     cdir.mkdir(parents=True)
     runtime("delete", "--force", "bare", check=True)
     assert not cdir.exists()
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["/etc/passwd"], 'exec: "/etc/passwd": permission denied'),
+    (["/nonexistent"], 'exec: "/nonexistent": stat /nonexistent: no such file or directory'),
+    (["nonexistent"], 'exec: "nonexistent": executable file not found in $PATH'),
+])
+def test_program_errors_use_runc_wording(runtime: Runtime, bundle: Bundle, args: list[str],
+                                         message: str) -> None:
+    """podman turns these words into its exit status (126 for "permission denied", 127 for
+    the others), so they are runc's."""
+    err = _create_fails(runtime, bundle.write(base_config(args=args)))
+    assert message in err
+    assert_nothing_left(runtime, "bad", bundle)
+
+
+def test_delete_force_of_a_missing_container(runtime: Runtime) -> None:
+    """runc: `delete --force` of an id that does not exist succeeds (podman's cleanup after
+    a failed create relies on it); without --force it is an error."""
+    assert runtime("delete", "--force", "never-made").returncode == 0
+    res = runtime("delete", "never-made")
+    assert res.returncode == 1 and "does not exist" in res.stderr

@@ -1,0 +1,184 @@
+"""`podman run --rm IMAGE /bin/true` end to end, with --runtime each runtime.
+
+podman is kept off the host as the engine tests keep it (docs/testing.md): storage, run
+root, tmp, volume and network-config dirs in the harness's temp dir, vfs storage (no
+mounts), cgroupfs with a cgroup parent below our own cgroup, file events and locks, no
+network, and a containers.conf of our own through CONTAINERS_CONF (never /etc/containers):
+`default_ulimits` of 20000 at most because podman's default asks for a hard limit above
+the caller's, which is refused here even to root. The image is the busybox rootfs,
+imported from a tar (no registry).
+
+podman calls the runtime without --root, so each runtime keeps this container's state in
+its default root (/run/runc, /run/pyoci); those directories are removed afterwards if the
+harness created them (hostcheck.HostResidue).
+
+The phase runs as its own process in a private mount namespace (see `phase_command`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import shutil
+import sys
+import tarfile
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from bench.proc import BenchError, Finished, Sample, run
+from bench.runtimes import runtime_env
+
+IMAGE = "localhost/pyoci-bench-busybox:latest"
+
+
+def missing() -> str | None:
+    for tool in ("podman", "conmon"):
+        if shutil.which(tool) is None and not os.path.exists(f"/usr/libexec/podman/{tool}"):
+            return f"{tool} is not installed (apt-get install podman)"
+    return None
+
+
+def _ulimit(kind: int, wanted: int = 20000) -> str:
+    hard = resource.getrlimit(kind)[1]
+    value = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    return f"{value}:{value}"
+
+
+class Podman:
+    def __init__(self, base: Path, cgroup_parent: str) -> None:
+        self.base = base
+        self.cgroup_parent = cgroup_parent
+        self.dirs = {n: base / n for n in ("root", "runroot", "tmp", "volumes", "networks",
+                                            "vartmp")}
+        for d in self.dirs.values():
+            d.mkdir(parents=True, exist_ok=True)
+        conf = base / "containers.conf"
+        conf.write_text(
+            "[containers]\n"
+            f'default_ulimits = ["nofile={_ulimit(resource.RLIMIT_NOFILE)}", '
+            f'"nproc={_ulimit(resource.RLIMIT_NPROC)}"]\n'
+            'netns = "none"\n'
+            "[engine]\n"
+            'cgroup_manager = "cgroupfs"\n'
+            'events_logger = "file"\n'
+            f'events_logfile_path = "{base / "events.log"}"\n'
+            'lock_type = "file"\n'
+            f'tmp_dir = "{self.dirs["tmp"]}"\n'
+            f'volume_path = "{self.dirs["volumes"]}"\n'
+            "[network]\n"
+            f'network_config_dir = "{self.dirs["networks"]}"\n')
+        self.env = {**runtime_env(), "CONTAINERS_CONF": str(conf),
+                    "TMPDIR": str(self.dirs["vartmp"])}
+
+    def _global(self, runtime: Path | None) -> list[str]:
+        d = self.dirs
+        args = ["podman", "--root", str(d["root"]), "--runroot", str(d["runroot"]),
+                "--tmpdir", str(d["tmp"]), "--volumepath", str(d["volumes"]),
+                "--network-config-dir", str(d["networks"]), "--storage-driver", "vfs",
+                "--cgroup-manager", "cgroupfs", "--events-backend", "file"]
+        return args + (["--runtime", str(runtime)] if runtime else [])
+
+    def __call__(self, *args: str, runtime: Path | None = None) -> Finished:
+        return run([*self._global(runtime), *args], env=self.env)
+
+    def import_rootfs(self, rootfs: Path) -> None:
+        tar = self.base / "rootfs.tar"
+        with tarfile.open(tar, "w") as t:
+            for entry in sorted(rootfs.iterdir()):
+                t.add(entry, arcname=entry.name)
+        self("import", str(tar), IMAGE).check()
+        tar.unlink()
+
+    def run_rm(self, runtime: Path) -> Sample:
+        """The timed command: what a user types, plus the harness's confinement."""
+        return self("run", "--rm", "--network", "none", "--pull", "never",
+                    "--cgroup-parent", self.cgroup_parent, IMAGE, "/bin/true",
+                    runtime=runtime).check().sample
+
+    def ids(self) -> list[str]:
+        return self("ps", "-a", "-q", "--no-trunc").check().stdout.split()
+
+    def cleanup(self, runtimes: list[Path]) -> list[str]:
+        """Remove every container (with each runtime, as podman needs the one that made
+        it) and the image; what remains is returned."""
+        problems = []
+        for rt in runtimes:
+            if self.ids():
+                res = self("rm", "--all", "--force", "--time", "0", runtime=rt)
+                if res.rc != 0:
+                    problems.append(res.describe())
+        left = self.ids()
+        if left:
+            problems.append(f"podman containers left: {left}")
+        res = self("rmi", "--all", "--force")
+        if res.rc != 0:
+            problems.append(res.describe())
+        return problems
+
+
+def probe(podman: Podman, runtime: Path) -> str | None:
+    """One untimed run; the error text when the runtime does not work under podman."""
+    try:
+        podman.run_rm(runtime)
+    except BenchError as exc:
+        return str(exc)
+    return None
+
+
+# --- the phase, run in a private mount namespace ---------------------------------------------
+#
+# podman mounts a tmpfs for each container's /dev/shm on the *host* side (under its
+# storage dir). So that no mount of the benchmark ever reaches the host's mount table,
+# the whole podman phase is a child `unshare -m --propagation private python -m
+# bench.podman ...`: those mounts exist only in that namespace and vanish with it.
+
+
+def phase_command(base: Path, cgroup_parent: str, template: Path, runtimes: dict[str, Path],
+                  rounds: int, warmup: int, out: Path) -> list[str]:
+    spec = {"base": str(base), "cgroup_parent": cgroup_parent, "template": str(template),
+            "runtimes": {k: str(v) for k, v in runtimes.items()}, "rounds": rounds,
+            "warmup": warmup, "out": str(out)}
+    return ["unshare", "-m", "--propagation", "private", sys.executable, "-m", "bench.podman",
+            json.dumps(spec)]
+
+
+def phase(spec: dict[str, Any]) -> dict[str, Any]:
+    """Import the image, probe each runtime once, then the pairs (runtimes in the order
+    given, A B A B ...); everything removed at the end."""
+    engine = Podman(Path(spec["base"]), spec["cgroup_parent"])
+    runtimes = {k: Path(v) for k, v in spec["runtimes"].items()}
+    result: dict[str, Any] = {"problems": []}
+    try:
+        engine.import_rootfs(Path(spec["template"]))
+        for name, path in runtimes.items():
+            err = probe(engine, path)
+            if err:
+                result["skipped"] = f"{name} fails under podman: {err}"
+                return result
+        samples: dict[str, list[dict[str, Any]]] = {name: [] for name in runtimes}
+        for i in range(spec["warmup"] + spec["rounds"]):
+            for name, path in runtimes.items():
+                s = engine.run_rm(path)
+                if i >= spec["warmup"]:
+                    samples[name].append(asdict(s))
+            tag = f"w{i}" if i < spec["warmup"] else f"r{i - spec['warmup']}"
+            print(f"  podman round {tag} done", file=sys.stderr, flush=True)
+        result["samples"] = samples
+    except BenchError as exc:
+        result["skipped"] = f"podman run failed: {exc}"
+    finally:
+        result["problems"] += engine.cleanup(list(runtimes.values()))
+    return result
+
+
+def _main() -> int:
+    spec = json.loads(sys.argv[1])
+    result = phase(spec)
+    Path(spec["out"]).write_text(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_main())
