@@ -1,5 +1,6 @@
-"""The engine-facing hot path (state, kill, start, delete) must not import jsonschema,
-pyroute2 or attrs: each costs tens to hundreds of milliseconds per call."""
+"""The engine-facing hot path (state, kill, start, delete, pause, resume, ps --format json)
+must not import jsonschema, pyroute2 or attrs, nor typer/click: each costs tens to hundreds
+of milliseconds per call (issue 5). Other commands still work through the full CLI."""
 
 from __future__ import annotations
 
@@ -10,21 +11,54 @@ from pathlib import Path
 
 import pytest
 
-HEAVY = ("jsonschema", "pyroute2", "attr", "attrs")
+HEAVY = ("jsonschema", "pyroute2", "attr", "attrs", "typer", "click")
 
 _PROBE = """
 import json, sys
-from pyoci.cli import run_cli
-code = run_cli(sys.argv[1:])
+from pyoci.__main__ import main
+try:
+    main()
+except SystemExit as exc:
+    code = exc.code
 heavy = sorted({m.split('.')[0] for m in sys.modules} & set(HEAVY_NAMES))
 print(json.dumps({"code": code, "heavy": heavy}))
 """.replace("HEAVY_NAMES", repr(HEAVY))
 
 
-@pytest.mark.parametrize("args", [["state", "x"], ["kill", "x", "KILL"], ["start", "x"],
-                                  ["delete", "--force", "x"], ["list"]])
-def test_no_heavy_imports(tmp_path: Path, args: list[str]) -> None:
+def _probe(tmp_path: Path, args: list[str]) -> dict:
     res = subprocess.run([sys.executable, "-c", _PROBE, "--root", str(tmp_path), *args],
                          capture_output=True, text=True, timeout=60)
-    out = json.loads(res.stdout.strip().splitlines()[-1])
-    assert out["heavy"] == [], f"{args[0]} imported {out['heavy']}"
+    return json.loads(res.stdout.strip().splitlines()[-1]) | {"stderr": res.stderr}
+
+
+@pytest.mark.parametrize("args", [
+    ["state", "x"], ["kill", "x", "KILL"], ["kill", "--all", "x", "9"], ["start", "x"],
+    ["delete", "--force", "x"], ["delete", "x"], ["pause", "x"], ["resume", "x"],
+    ["ps", "--format", "json", "x"], ["--log-format", "json", "state", "x"],
+    ["--log-format=json", "delete", "--force", "x"],
+])
+def test_no_heavy_imports(tmp_path: Path, args: list[str]) -> None:
+    out = _probe(tmp_path, args)
+    assert out["heavy"] == [], f"{args} imported {out['heavy']}"
+
+
+@pytest.mark.parametrize(("args", "code"), [
+    (["state", "--help"], 0),          # help is typer's
+    (["state"], 1),                    # a usage error: exit 1 as runc, from typer
+    (["list"], 0),
+    (["state", "--bogus", "x"], 1),
+])
+def test_everything_else_goes_to_the_full_cli(tmp_path: Path, args: list[str],
+                                              code: int) -> None:
+    out = _probe(tmp_path, args)
+    assert out["code"] == code, out
+    assert "typer" in out["heavy"], f"{args} should have gone through typer"
+
+
+def test_fast_and_full_cli_say_the_same(tmp_path: Path) -> None:
+    fast = _probe(tmp_path, ["state", "missing"])
+    full = subprocess.run([sys.executable, "-c", "import sys\nfrom pyoci.cli import run_cli\n"
+                           "sys.exit(run_cli(sys.argv[1:]))", "--root", str(tmp_path),
+                           "state", "missing"], capture_output=True, text=True, timeout=60)
+    assert fast["code"] == full.returncode == 1
+    assert fast["stderr"] == full.stderr == 'pyoci: container "missing" does not exist\n'

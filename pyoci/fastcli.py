@@ -1,0 +1,214 @@
+"""The hot path's command line: the calls engines make over and over, parsed without typer.
+
+Importing typer and click costs about 40 ms, more than the work of `state`, `start`,
+`kill` or `delete` (issue 5: within 2-3x of runc). These commands, in the exact shapes
+containerd and podman use (see ../shared/reference/README.md), are parsed here with the
+same flags and meanings as in :mod:`pyoci.cli`; anything else -- help, an unknown flag,
+a missing argument, any other command -- returns None and goes to the full typer CLI,
+which also produces the usage errors. Errors are handled as in ``cli.run_cli``.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+
+from pyoci.errors import PyociError
+
+_GLOBAL_VALUES = {"--root": "root", "--log": "log", "--log-format": "log_format",
+                  "--rootless": "rootless"}
+_GLOBAL_FLAGS = {"--debug": "debug", "--systemd-cgroup": "systemd_cgroup"}
+
+
+class _Fallback(Exception):
+    """This call is not one the fast path knows: let typer handle it."""
+
+
+def _split(argv: list[str], values: dict[str, str], flags: dict[str, str],
+           stop_at_positional: bool) -> tuple[dict[str, object], list[str]]:
+    """Options (``--x v``, ``--x=v``, flags) until the first positional (global options)
+    or all of them (a command's); unknown options fall back."""
+    opts: dict[str, object] = {}
+    rest: list[str] = []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--":
+            rest.extend(argv[i + 1:])
+            break
+        if not arg.startswith("-") or arg == "-":
+            if stop_at_positional:
+                return opts, argv[i:]
+            rest.append(arg)
+            i += 1
+            continue
+        name, eq, value = arg.partition("=")
+        if name in values:
+            if not eq:
+                if i + 1 >= len(argv):
+                    raise _Fallback
+                value = argv[i + 1]
+                i += 1
+            opts[values[name]] = value
+        elif name in flags and not eq:
+            opts[flags[name]] = True
+        else:
+            raise _Fallback
+        i += 1
+    return opts, rest
+
+
+def _one_id(rest: list[str]) -> str:
+    if len(rest) != 1:
+        raise _Fallback
+    return rest[0]
+
+
+def _state(root: str, argv: list[str]) -> int:
+    import json
+
+    from pyoci.operations.query import state
+
+    _, rest = _split(argv, {}, {}, False)
+    sys.stdout.write(json.dumps(state(root, _one_id(rest)), indent=2) + "\n")
+    return 0
+
+
+def _start(root: str, argv: list[str]) -> int:
+    from pyoci.operations.start import start
+
+    _, rest = _split(argv, {}, {}, False)
+    start(root, _one_id(rest))
+    return 0
+
+
+def _kill(root: str, argv: list[str]) -> int:
+    from pyoci.operations.kill import kill
+
+    opts, rest = _split(argv, {}, {"--all": "all", "-a": "all"}, False)
+    if len(rest) not in (1, 2):
+        raise _Fallback
+    kill(root, rest[0], rest[1] if len(rest) == 2 else "SIGTERM", bool(opts.get("all")))
+    return 0
+
+
+def _delete(root: str, argv: list[str]) -> int:
+    from pyoci.operations.delete import delete
+
+    opts, rest = _split(argv, {}, {"--force": "force", "-f": "force"}, False)
+    if not rest:
+        raise _Fallback
+    for cid in rest:
+        delete(root, cid, bool(opts.get("force")))
+    return 0
+
+
+def _pause(root: str, argv: list[str]) -> int:
+    from pyoci.operations.pause import pause
+
+    _, rest = _split(argv, {}, {}, False)
+    pause(root, _one_id(rest))
+    return 0
+
+
+def _resume(root: str, argv: list[str]) -> int:
+    from pyoci.operations.pause import resume
+
+    _, rest = _split(argv, {}, {}, False)
+    resume(root, _one_id(rest))
+    return 0
+
+
+def _ps(root: str, argv: list[str]) -> int:
+    from pyoci.operations.ps import ps
+
+    opts, rest = _split(argv, {"--format": "format", "-f": "format"}, {}, False)
+    if opts.get("format") != "json":
+        raise _Fallback  # the table form may carry ps(1) options: typer parses those
+    sys.stdout.write(ps(root, _one_id(rest), "json", []))
+    return 0
+
+
+_CREATE_VALUES = {"--bundle": "bundle", "-b": "bundle", "--pid-file": "pid_file",
+                  "--console-socket": "console_socket", "--preserve-fds": "preserve_fds"}
+_CREATE_FLAGS = {"--no-pivot": "no_pivot", "--no-new-keyring": "no_new_keyring"}
+
+
+def _create_options(opts: dict[str, object], systemd: bool):  # noqa: ANN202
+    from pyoci.operations.create import CreateOptions
+
+    try:
+        preserve = int(str(opts.get("preserve_fds", 0)))
+    except ValueError:
+        raise _Fallback from None
+    if preserve < 0:
+        raise _Fallback
+    return CreateOptions(bundle=str(opts.get("bundle", ".")),
+                         pid_file=opts.get("pid_file"),  # type: ignore[arg-type]
+                         console_socket=opts.get("console_socket"),  # type: ignore[arg-type]
+                         no_pivot=bool(opts.get("no_pivot")),
+                         no_new_keyring=bool(opts.get("no_new_keyring")),
+                         preserve_fds=preserve, systemd_cgroup=systemd)
+
+
+def _create(root: str, argv: list[str], systemd: bool) -> int:
+    opts, rest = _split(argv, _CREATE_VALUES, _CREATE_FLAGS, False)
+    cid = _one_id(rest)
+    from pyoci.operations.create import create
+
+    create(root, cid, _create_options(opts, systemd))
+    return 0
+
+
+def _run(root: str, argv: list[str], systemd: bool) -> int:
+    opts, rest = _split(argv, _CREATE_VALUES,
+                        _CREATE_FLAGS | {"--detach": "detach", "-d": "detach"}, False)
+    cid = _one_id(rest)
+    from pyoci.operations.run import run
+
+    return run(root, cid, _create_options(opts, systemd), bool(opts.get("detach")))
+
+
+_COMMANDS: dict[str, Callable[[str, list[str]], int]] = {
+    "state": _state, "start": _start, "kill": _kill, "delete": _delete, "pause": _pause,
+    "resume": _resume, "ps": _ps,
+}
+
+
+def try_run(argv: list[str]) -> int | None:
+    """Run ``argv`` if it is a hot-path call; None when typer must handle it."""
+    from pyoci import log
+
+    try:
+        gopts, rest = _split(argv, _GLOBAL_VALUES, _GLOBAL_FLAGS, True)
+        if not rest:
+            return None
+        command, args = rest[0], rest[1:]
+        if any(a in ("-h", "--help") for a in args):
+            return None
+        fmt = str(gopts.get("log_format", "text"))
+        if fmt not in ("text", "json"):
+            return None
+        root = str(gopts.get("root", "/run/pyoci"))
+        systemd = bool(gopts.get("systemd_cgroup"))
+        log.configure(gopts.get("log") or None, fmt,  # type: ignore[arg-type]
+                      bool(gopts.get("debug")))
+        if command == "create":
+            return _create(root, args, systemd)
+        if command == "run":
+            return _run(root, args, systemd)
+        handler = _COMMANDS.get(command)
+        if handler is None:
+            return None
+        return handler(root, args)
+    except _Fallback:
+        return None
+    except PyociError as exc:
+        log.error(str(exc))
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except OSError as exc:
+        where = f" ({exc.filename})" if exc.filename else ""
+        log.error(f"{exc.strerror or exc}{where}")
+        return 1
