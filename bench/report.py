@@ -107,8 +107,10 @@ def table(doc: dict[str, Any]) -> str:
     rt = doc["runtimes"]
     lines.append(f"pyoci: {rt['pyoci'].get('script')} ({rt['pyoci'].get('install')}), "
                  f"runc: {rt['runc']['path']}")
+    load = doc.get("loadavg", {}).get("start", [0.0])[0]
     lines.append(f"rounds {doc['settings']['rounds']} after {doc['settings']['warmup']} "
-                 f"warm-up; CPU steal during the run {doc['steal'] * 100:.1f}%")
+                 f"warm-up; CPU steal during the run {doc['steal'] * 100:.1f}%; "
+                 f"load average at the start {load:.2f} on {doc['machine']['nproc']} CPUs")
     lines.append("")
     head = (f"{'operation':<18} {'runc ms':>9} {'pyoci ms':>9} {'runc cpu':>9} "
             f"{'pyoci cpu':>9}  {'wall pyoci/runc [q1-q3]':<24} {'cpu pyoci/runc':<14}")

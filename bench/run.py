@@ -22,7 +22,7 @@ from typing import Any
 from bench import hostcheck, machine, podman, report
 from bench.bundle import Bundles, build_rootfs
 from bench.ops import OPS, Operations
-from bench.proc import BenchError, Sample
+from bench.proc import Sample
 from bench.runtimes import (
     DROPPED_ENV,
     RUNC_PATH,
@@ -214,6 +214,7 @@ def main(argv: list[str] | None = None) -> int:
         if doc["settings"]["env_dropped_for_runtimes"]:
             _log(f"bench: runtimes run without {doc['settings']['env_dropped_for_runtimes']}")
         before = machine.CpuTimes.now()
+        doc["loadavg"] = {"start": os.getloadavg()}
         _log(f"bench: operations {','.join(args.ops)}")
         doc["ops"] = bench.run_ops()
         if args.no_podman:
@@ -227,8 +228,9 @@ def main(argv: list[str] | None = None) -> int:
             _log(f"bench: {args.scale_n} concurrent containers")
             doc["scale"] = bench.run_scale()
         doc["steal"] = machine.CpuTimes.now().steal_since(before)
-    except BenchError as exc:
-        _log(f"bench: a command failed:\n{exc}")
+        doc["loadavg"]["end"] = os.getloadavg()
+    except (RuntimeError, OSError) as exc:  # BenchError (a command failed), setup errors
+        _log(f"bench: {exc}")
         rc = 1
         doc = None
     finally:

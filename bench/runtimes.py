@@ -66,7 +66,10 @@ def runtime_env() -> dict[str, str]:
 
 def find_pyoci(explicit: str | None = None) -> Path:
     if explicit:
-        return Path(explicit).resolve()
+        path = Path(explicit).resolve()
+        if not os.access(path, os.X_OK):
+            raise FileNotFoundError(f"--pyoci {explicit}: not an executable file")
+        return path
     candidate = Path(sys.executable).parent / "pyoci"
     if candidate.is_file() and os.access(candidate, os.X_OK):
         return candidate
