@@ -169,7 +169,34 @@ def _run(root: str, argv: list[str], systemd: bool) -> int:
     return run(root, cid, _create_options(opts, systemd), bool(opts.get("detach")))
 
 
+_EXEC_VALUES = {"--process": "process_file", "-p": "process_file", "--pid-file": "pid_file",
+                "--console-socket": "console_socket", "--cwd": "cwd", "--user": "user",
+                "-u": "user", "--preserve-fds": "preserve_fds", "--apparmor": "apparmor",
+                "--process-label": "process_label"}
+_EXEC_FLAGS = {"--detach": "detach", "-d": "detach", "--tty": "tty", "-t": "tty",
+               "--no-new-privs": "no_new_privs"}
+
+
+def _exec(root: str, argv: list[str]) -> int:
+    """exec in the shapes podman and containerd use (--process FILE --detach --pid-file,
+    --tty --console-socket); repeatable flags (--env, --cap, ...) go to the full CLI."""
+    opts, rest = _split(argv, _EXEC_VALUES, _EXEC_FLAGS, True)
+    if not rest:
+        raise _Fallback
+    try:
+        preserve = int(str(opts.pop("preserve_fds", 0)))
+    except ValueError:
+        raise _Fallback from None
+    if preserve < 0:
+        raise _Fallback
+    from pyoci.operations.exec import ExecOptions, exec_process
+
+    return exec_process(root, rest[0], ExecOptions(args=rest[1:], preserve_fds=preserve,
+                                                   **opts))  # type: ignore[arg-type]
+
+
 _COMMANDS: dict[str, Callable[[str, list[str]], int]] = {
+    "exec": _exec,
     "state": _state, "start": _start, "kill": _kill, "delete": _delete, "pause": _pause,
     "resume": _resume, "ps": _ps,
 }

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 from pyoci import OCI_VERSION, log
 from pyoci.config.bundle import load_bundle
 from pyoci.config.model import Spec
-from pyoci.errors import PyociError, StepError, describe_oserror
+from pyoci.errors import PyociError, StepError
 from pyoci.executors import namespaces
 from pyoci.executors.hooks import HookError, run_hooks, run_hooks_warn
 from pyoci.init import InitContext, intermediate
@@ -46,6 +46,7 @@ from pyoci.operations.common import (
     wait_gone,
     write_pid_file,
 )
+from pyoci.operations.handover import recv_message, serve_process_setup
 from pyoci.state import (
     EXEC_FIFO,
     LOCK_FILE,
@@ -54,7 +55,7 @@ from pyoci.state import (
     proc_stat,
     write_json_atomic,
 )
-from pyoci.sync import Channel, ChannelClosed
+from pyoci.sync import Channel
 
 if TYPE_CHECKING:
     from pyoci.cgroups.manager import Manager
@@ -329,71 +330,6 @@ def _spawn(c: Container, spec: Spec, opts: CreateOptions, lock_fd: int, cgroup: 
         raise
     finally:
         parent.close()
-
-
-def serve_process_setup(chan: Channel, c: Container, spec: Spec, console_socket: str | None,
-                        console_sink: Callable[[int], None] | None, pid: int) -> None:
-    """Answer the process's setup requests until it says "ready": its pty master goes to the
-    console socket (or the sink), its seccomp notify fd to the listener. Also used by exec."""
-    while True:
-        msg = recv_message(chan, "finish the process setup")
-        kind = msg["type"]
-        if kind == "ready":
-            return
-        if kind == "terminal":
-            _hand_over_terminal(console_socket, console_sink, msg["fds"][0])
-            chan.send("terminal-done")
-        elif kind == "seccomp":
-            _hand_over_notify_fd(c, spec, pid, msg["fds"][0])
-            chan.send("seccomp-done")
-        else:
-            raise PyociError(f"protocol error: unexpected {kind!r}")
-
-
-def _hand_over_terminal(console_socket: str | None, sink: Callable[[int], None] | None,
-                        master: int) -> None:
-    if console_socket is None:
-        assert sink is not None
-        sink(master)  # takes ownership of the fd
-        return
-    from pyoci.executors.terminal import send_to_console_socket
-
-    try:
-        send_to_console_socket(console_socket, master)
-    except OSError as exc:
-        raise StepError(f"send the terminal to --console-socket {console_socket}",
-                        describe_oserror(exc)) from None
-    finally:
-        os.close(master)
-
-
-def _hand_over_notify_fd(c: Container, spec: Spec, init_pid: int, fd: int) -> None:
-    """config-linux.md "Seccomp": with SCMP_ACT_NOTIFY rules the runtime sends the notify fd
-    and the container's state to linux.seccomp.listenerPath."""
-    from pyoci.executors.seccomp import send_to_listener
-
-    seccomp = spec.linux.seccomp
-    assert seccomp is not None and seccomp.listener_path
-    try:
-        send_to_listener(seccomp.listener_path, fd, init_pid,
-                         c.spec_state("creating") | {"pid": init_pid},
-                         seccomp.listener_metadata)
-    except OSError as exc:
-        raise StepError(f"send the seccomp notify fd to {seccomp.listener_path}",
-                        describe_oserror(exc)) from None
-    finally:
-        os.close(fd)
-
-
-def recv_message(chan: Channel, doing: str) -> dict[str, Any]:
-    try:
-        msg = chan.recv()
-    except ChannelClosed:
-        raise StepError(doing, "the container's init exited unexpectedly") from None
-    log.debug(f"create: init says {msg['type']!r} ({doing})")
-    if msg["type"] == "error":
-        raise StepError(msg["step"], msg["reason"], hook=bool(msg.get("hook")))
-    return msg
 
 
 def _reap(pid: int, kill: bool = False) -> None:

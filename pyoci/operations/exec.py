@@ -25,8 +25,14 @@ from pyoci.errors import ConfigError, PyociError, StateError
 from pyoci.executors import namespaces
 from pyoci.init import ExecContext, exec_intermediate
 from pyoci.operations.common import container_cgroup, current_umask, write_pid_file
-from pyoci.operations.create import recv_message, serve_process_setup
-from pyoci.operations.run import FORWARDED_SIGNALS, forward_signal, relay_terminal, wait_for
+from pyoci.operations.foreground import (
+    FORWARDED_SIGNALS,
+    exit_status,
+    forward_signal,
+    relay_terminal,
+    wait_for,
+)
+from pyoci.operations.handover import recv_message, serve_process_setup
 from pyoci.state import SPEC_FILE, Container
 from pyoci.sync import Channel, ChannelClosed
 
@@ -240,9 +246,7 @@ def _spawn(c: Container, spec: Spec, proc: Process, opts: ExecOptions, seccomp: 
             os.close(fd)
         for sig in FORWARDED_SIGNALS:
             signal.signal(sig, signal.SIG_DFL)
-    if os.WIFSIGNALED(status):
-        return 128 + os.WTERMSIG(status)
-    return os.WEXITSTATUS(status)
+    return exit_status(status)
 
 
 def _expect(chan: Channel, kind: str, doing: str) -> dict[str, Any]:

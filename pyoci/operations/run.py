@@ -9,10 +9,14 @@ import signal
 from pyoci import syscalls as sc
 from pyoci.operations.create import CreateOptions, create
 from pyoci.operations.delete import delete
+from pyoci.operations.foreground import (
+    FORWARDED_SIGNALS,
+    exit_status,
+    forward_signal,
+    relay_terminal,
+    wait_for,
+)
 from pyoci.operations.start import start
-
-FORWARDED_SIGNALS = (signal.SIGHUP, signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGUSR1,
-              signal.SIGUSR2, signal.SIGWINCH, signal.SIGCONT)
 
 
 def run(root: str, cid: str, opts: CreateOptions, detach: bool = False) -> int:
@@ -56,9 +60,7 @@ def run(root: str, cid: str, opts: CreateOptions, detach: bool = False) -> int:
         for sig in FORWARDED_SIGNALS:
             signal.signal(sig, signal.SIG_DFL)
     delete(root, cid, force=True)
-    if os.WIFSIGNALED(status):
-        return 128 + os.WTERMSIG(status)
-    return os.WEXITSTATUS(status)
+    return exit_status(status)
 
 
 def _start_or_delete(root: str, cid: str) -> None:
@@ -67,38 +69,6 @@ def _start_or_delete(root: str, cid: str) -> None:
     except BaseException:
         _force_delete(root, cid)
         raise
-
-
-def relay_terminal(master: int, pid: int) -> None:
-    from pyoci.executors.terminal import relay
-
-    try:
-        pidfd = os.pidfd_open(pid)
-    except ProcessLookupError:
-        return
-    try:
-        relay(master, pidfd)
-    finally:
-        os.close(pidfd)
-
-
-def forward_signal(pid: int, sig: int) -> None:
-    try:
-        os.kill(pid, sig)
-    except ProcessLookupError:
-        pass
-
-
-def wait_for(pid: int) -> int:
-    """Reap children until the init exits (orphans of a container sharing our pid
-    namespace are reparented to us too)."""
-    while True:
-        try:
-            got, status = os.waitpid(-1, 0)
-        except ChildProcessError:
-            return 0
-        if got == pid:
-            return status
 
 
 def _force_delete(root: str, cid: str) -> None:

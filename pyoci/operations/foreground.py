@@ -1,0 +1,49 @@
+"""What `run` and `exec` do while their process runs in the foreground: forward the
+signals a user sends to the runtime, relay a terminal, and wait for the exit status."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+FORWARDED_SIGNALS = (signal.SIGHUP, signal.SIGINT, signal.SIGQUIT, signal.SIGTERM,
+                     signal.SIGUSR1, signal.SIGUSR2, signal.SIGWINCH, signal.SIGCONT)
+
+
+def forward_signal(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def relay_terminal(master: int, pid: int) -> None:
+    from pyoci.executors.terminal import relay
+
+    try:
+        pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return
+    try:
+        relay(master, pidfd)
+    finally:
+        os.close(pidfd)
+
+
+def wait_for(pid: int) -> int:
+    """Reap children until ``pid`` exits (as a subreaper we also get orphans of a
+    container sharing our pid namespace, and they must not stay zombies)."""
+    while True:
+        try:
+            got, status = os.waitpid(-1, 0)
+        except ChildProcessError:
+            return 0
+        if got == pid:
+            return status
+
+
+def exit_status(status: int) -> int:
+    """runc's exit status: the process's own, or 128+n when signal n killed it."""
+    if os.WIFSIGNALED(status):
+        return 128 + os.WTERMSIG(status)
+    return os.WEXITSTATUS(status)
