@@ -1,7 +1,10 @@
 """JSON Schema validation of config.json, process.json, state and features documents.
 
-jsonschema is imported here only, and this module only by the commands that validate
-(create, run, validate, exec), never by state/kill/start/delete.
+Two stages: pyoci.config.fastcheck decides valid / invalid / unsure in well under a
+millisecond; only a document it does not call valid reaches jsonschema, which is imported
+here only, lazily, to list every problem with its path (its import alone costs 40-70 ms).
+This module is imported only by the commands that validate (create, run, validate, exec,
+update), never by state/kill/start/delete.
 """
 
 from __future__ import annotations
@@ -9,10 +12,13 @@ from __future__ import annotations
 import json
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jsonschema
-from jsonschema.exceptions import ValidationError, best_match
+from pyoci.config.fastcheck import Checker, subschema
+
+if TYPE_CHECKING:
+    import jsonschema
+    from jsonschema.exceptions import ValidationError
 
 _JSON_TYPES = {dict: "object", list: "array", str: "string", bool: "boolean",
                int: "integer", float: "number", type(None): "null"}
@@ -38,13 +44,17 @@ def load_schema(name: str) -> dict[str, Any]:
 
 
 @cache
+def _checker(name: str, ref: str | None = None) -> Checker:
+    """The fast verdict for ``name`` (or its ``ref``, e.g. ``#/$defs/Process``)."""
+    return Checker(load_schema(name), ref)
+
+
+@cache
 def _validator(name: str, ref: str | None = None) -> jsonschema.Draft202012Validator:
-    schema = load_schema(name)
-    if ref:
-        schema = {**schema, "$ref": ref}
-        for key in ("properties", "required", "type", "if", "then", "else"):
-            schema.pop(key, None)
-    return jsonschema.Draft202012Validator(schema)
+    """The detailed checker: the same schema as _checker, through jsonschema."""
+    import jsonschema
+
+    return jsonschema.Draft202012Validator(subschema(load_schema(name), ref))
 
 
 def json_path(parts: Any) -> str:
@@ -64,6 +74,8 @@ def _found(instance: Any) -> str:
 
 def _explain(err: ValidationError) -> tuple[str, str]:
     """(JSON path, 'expected ..., found ...') for one schema error."""
+    from jsonschema.exceptions import best_match
+
     path = json_path(err.absolute_path)
     v, expected, inst = err.validator, err.validator_value, err.instance
     if v in ("anyOf", "oneOf") and err.context:
@@ -102,7 +114,13 @@ def _explain(err: ValidationError) -> tuple[str, str]:
 
 def schema_problems(doc: Any, name: str = "config", ref: str | None = None
                     ) -> list[tuple[str, str]]:
-    """Every schema violation of ``doc`` as (JSON path, reason), sorted by path."""
+    """Every schema violation of ``doc`` as (JSON path, reason), sorted by path.
+
+    The fast check answers for valid documents; jsonschema lists the problems otherwise,
+    and also decides whenever the fast check is unsure, so the result never depends on it.
+    """
+    if _checker(name, ref).verdict(doc) is True:
+        return []
     validator = _validator(name, ref)
     problems = {_explain(e) for e in validator.iter_errors(doc)}
     return sorted(problems)
