@@ -9,10 +9,8 @@ Unit tests replace this module's functions with a fake; integration tests use it
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import fcntl
 import os
-import platform
 import socket
 import struct
 
@@ -66,7 +64,9 @@ _SYS_NUMBERS = {
 }
 KEYCTL_JOIN_SESSION_KEYRING = 1
 
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+# libc is already loaded in every CPython process: dlopen(NULL) finds it without
+# ctypes.util.find_library, which costs milliseconds (it may even run ldconfig).
+_libc = ctypes.CDLL(None, use_errno=True)
 _libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong,
                         ctypes.c_char_p]
 _libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
@@ -90,7 +90,7 @@ def _enc(value: str | None) -> bytes | None:
 
 
 def _sysno(name: str) -> int:
-    machine = platform.machine()
+    machine = os.uname().machine
     index = {"x86_64": 0, "aarch64": 1}.get(machine)
     if index is None:
         raise OSError(38, f"{name}: unsupported architecture {machine}")

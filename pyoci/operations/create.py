@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import fcntl
 import os
-import shutil
 import signal
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -366,5 +365,7 @@ def _undo(c: Container, spec: Spec, init_pid: int, exc: BaseException) -> None:
     if isinstance(exc, StepError) and exc.hook:
         run_hooks_warn("poststop", spec.hooks.poststop, c.spec_state("stopped"))
     if not cgroup_left:
+        import shutil
+
         shutil.rmtree(c.dir, ignore_errors=True)
 
