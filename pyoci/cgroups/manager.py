@@ -33,12 +33,15 @@ import os
 import signal
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
 
 from pyoci.cgroups import CgroupError
 from pyoci.errors import describe_oserror
 
+TYPE_CHECKING = False  # typing costs ~3 ms to import; only checkers need it here
+
 if TYPE_CHECKING:
+    from typing import Any
+
     from pyoci.cgroups.detect import Layout
     from pyoci.config.model import DeviceRule, Resources
 
