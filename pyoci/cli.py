@@ -303,9 +303,8 @@ def run_cli(argv: list[str]) -> int:
     command = typer.main.get_command(app)
     try:
         result = command.main(args=argv, prog_name="pyoci", standalone_mode=False)
-    except PyociError as exc:
-        log.error(str(exc))
-        return 1
+    except (PyociError, KeyboardInterrupt, OSError) as exc:
+        return log.fail(exc)
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except click.ClickException as exc:
@@ -313,12 +312,5 @@ def run_cli(argv: list[str]) -> int:
         log.error(exc.format_message())
         return 1
     except click.exceptions.Abort:
-        return 1
-    except KeyboardInterrupt:
-        return 130
-    except OSError as exc:
-        # Should have been turned into a PyociError closer to its cause; still one line.
-        where = f" ({exc.filename})" if exc.filename else ""
-        log.error(f"{exc.strerror or exc}{where}")
         return 1
     return result if isinstance(result, int) else 0

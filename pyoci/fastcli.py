@@ -230,12 +230,5 @@ def try_run(argv: list[str]) -> int | None:
         return handler(root, args)
     except _Fallback:
         return None
-    except PyociError as exc:
-        log.error(str(exc))
-        return 1
-    except KeyboardInterrupt:
-        return 130
-    except OSError as exc:
-        where = f" ({exc.filename})" if exc.filename else ""
-        log.error(f"{exc.strerror or exc}{where}")
-        return 1
+    except (PyociError, KeyboardInterrupt, OSError) as exc:
+        return log.fail(exc)

@@ -68,3 +68,17 @@ def warn(msg: str) -> None:
 
 def error(msg: str) -> None:
     emit("error", msg)
+
+
+def fail(exc: BaseException) -> int:
+    """Report an error caught at the CLI boundary once and give runc's exit status: 130
+    after ^C, 1 otherwise. An OSError should have become a PyociError nearer its cause;
+    it still gets one line, with the file it concerns."""
+    if isinstance(exc, KeyboardInterrupt):
+        return 130
+    if isinstance(exc, OSError):
+        where = f" ({exc.filename})" if exc.filename else ""
+        error(f"{exc.strerror or exc}{where}")
+    else:
+        error(str(exc))
+    return 1

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pyoci.config.fastcheck import Checker, subschema
+from pyoci.errors import ConfigError, PyociError
 
 if TYPE_CHECKING:
     import jsonschema
@@ -124,3 +125,28 @@ def schema_problems(doc: Any, name: str = "config", ref: str | None = None
     validator = _validator(name, ref)
     problems = {_explain(e) for e in validator.iter_errors(doc)}
     return sorted(problems)
+
+
+def read_checked(flag: str, source: str, definition: str) -> dict[str, Any]:
+    """A JSON document given on the command line (``--process FILE``, ``--resources
+    FILE|-``) checked against one definition of the config schema, so a bad value is named
+    by its path before anything is done. Errors name the flag and the source."""
+    import sys
+
+    where = f"{flag} {source}"
+    try:
+        if source == "-":
+            raw = sys.stdin.read()
+        else:
+            with open(source) as f:
+                raw = f.read()
+    except OSError as exc:
+        raise PyociError(f"{where}: {exc.strerror or exc}") from None
+    try:
+        doc = json.loads(raw)
+    except ValueError as exc:
+        raise PyociError(f"{where}: not valid JSON: {exc}") from None
+    problems = schema_problems(doc, "config", f"#/$defs/{definition}")
+    if problems:
+        raise ConfigError(problems, source=where)
+    return doc

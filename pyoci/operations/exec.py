@@ -21,7 +21,7 @@ import attrs
 from pyoci import syscalls as sc
 from pyoci.config.loader import load_process, load_spec
 from pyoci.config.model import Capabilities, Process, Spec
-from pyoci.errors import ConfigError, PyociError, StateError
+from pyoci.errors import PyociError, StateError
 from pyoci.executors import namespaces
 from pyoci.init import ExecContext, exec_intermediate
 from pyoci.operations.common import container_cgroup, current_umask, write_pid_file
@@ -56,22 +56,6 @@ class ExecOptions:
     preserve_fds: int = 0
 
 
-def _read_process_file(path: str) -> dict[str, Any]:
-    try:
-        with open(path) as f:
-            doc = json.load(f)
-    except OSError as exc:
-        raise PyociError(f"--process {path}: {exc.strerror or exc}") from None
-    except ValueError as exc:
-        raise PyociError(f"--process {path}: not valid JSON: {exc}") from None
-    from pyoci.config.schema import schema_problems
-
-    problems = schema_problems(doc, "config", "#/$defs/Process")
-    if problems:
-        raise ConfigError(problems, source=f"--process {path}")
-    return doc
-
-
 def _parse_user(text: str) -> tuple[int, int | None]:
     uid, _, gid = text.partition(":")
     try:
@@ -84,7 +68,9 @@ def build_process(spec: Spec, opts: ExecOptions) -> Process:
     """runc's rule: a --process file is the whole process; otherwise the container's
     process with args replaced and each given flag applied on top."""
     if opts.process_file:
-        proc = load_process(_read_process_file(opts.process_file))
+        from pyoci.config.schema import read_checked
+
+        proc = load_process(read_checked("--process", opts.process_file, "Process"))
     else:
         if spec.process is None:
             raise PyociError("exec: the container has no process to start from; "

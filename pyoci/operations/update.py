@@ -10,14 +10,11 @@ memory limit on cgroup v2). The device allow-list is not changed by update, as w
 
 from __future__ import annotations
 
-import json
 import re
-import sys
-from pathlib import Path
 from typing import Any
 
 from pyoci import log
-from pyoci.errors import ConfigError, PyociError, StateError
+from pyoci.errors import PyociError, StateError
 from pyoci.operations.common import require_cgroup
 from pyoci.state import Container
 
@@ -68,25 +65,6 @@ def _flag_value(flag: str, kind: str, text: str) -> int | str:
         raise PyociError(f"--{flag.replace('_', '-')} {text!r}: expected an integer") from None
 
 
-def read_resources(source: str) -> dict[str, Any]:
-    """The --resources document, from a file or stdin ('-'), checked against the schema's
-    LinuxResources so a bad value is named by its path before anything is written."""
-    try:
-        raw = sys.stdin.read() if source == "-" else Path(source).read_text()
-    except OSError as exc:
-        raise PyociError(f"--resources {source}: {exc.strerror or exc}") from None
-    try:
-        doc = json.loads(raw)
-    except ValueError as exc:
-        raise PyociError(f"--resources {source}: not valid JSON: {exc}") from None
-    from pyoci.config.schema import schema_problems
-
-    problems = schema_problems(doc, "config", "#/$defs/LinuxResources")
-    if problems:
-        raise ConfigError(problems, source=f"--resources {source}")
-    return doc
-
-
 def merge(base: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
     out = dict(base)
     for key, value in new.items():
@@ -96,7 +74,10 @@ def merge(base: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
 
 
 def update(root: str, cid: str, resources: str | None, flags: dict[str, str]) -> None:
-    delta: dict[str, Any] = read_resources(resources) if resources else {}
+    from pyoci.config.schema import read_checked
+
+    delta: dict[str, Any] = read_checked("--resources", resources, "LinuxResources") \
+        if resources else {}
     for flag, text in flags.items():
         section, key, kind = FLAGS[flag]
         delta.setdefault(section, {})[key] = _flag_value(flag, kind, text)

@@ -10,7 +10,7 @@ import json
 import os
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -692,9 +692,9 @@ def test_no_pivot(runtime: Runtime, bundle: Bundle) -> None:
     assert root.strip().endswith("/bundle/rootfs")
 
 
-def test_preserve_fds(runtime: Runtime, bundle: Bundle) -> None:
-    """runc's --preserve-fds (runtime.md "create"; config.md "Process"): fd 3 reaches
-    the process; fd 4, not preserved, does not."""
+def _fds_3_and_4() -> tuple[list[int], Callable[[], None]]:
+    """Two pipes holding "three" and "four", and a preexec_fn that puts them at fds 3
+    and 4 of the runtime (the caller closes the returned fds)."""
     fds = []
     for text in (b"three\n", b"four\n"):
         r, w = os.pipe()
@@ -706,6 +706,14 @@ def test_preserve_fds(runtime: Runtime, bundle: Bundle) -> None:
     def place() -> None:
         os.dup2(fds[0], 3)
         os.dup2(fds[1], 4)
+
+    return fds, place
+
+
+def test_preserve_fds(runtime: Runtime, bundle: Bundle) -> None:
+    """runc's --preserve-fds (runtime.md "create"; config.md "Process"): fd 3 reaches
+    the process; fd 4, not preserved, does not."""
+    fds, place = _fds_3_and_4()
 
     cfg = sh('read x <&3; echo "3:$x"; if read y <&4 2>/dev/null; then echo "4:$y"; '
              'else echo 4:closed; fi')
@@ -722,17 +730,7 @@ def test_listen_fds_come_first(runtime: Runtime, bundle: Bundle) -> None:
     """systemd socket activation as runc honours it: LISTEN_FDS=1 puts fd 3 through ahead
     of the --preserve-fds ones (fd 4 here), and the process sees LISTEN_FDS=1 and
     LISTEN_PID=1."""
-    fds = []
-    for text in (b"three\n", b"four\n"):
-        r, w = os.pipe()
-        os.write(w, text)
-        os.close(w)
-        fds.append(fcntl.fcntl(r, fcntl.F_DUPFD_CLOEXEC, 100))
-        os.close(r)
-
-    def place() -> None:
-        os.dup2(fds[0], 3)
-        os.dup2(fds[1], 4)
+    fds, place = _fds_3_and_4()
 
     cfg = sh('read x <&3; read y <&4; echo "$x $y $LISTEN_FDS $LISTEN_PID"')
     env = {k: v for k, v in os.environ.items() if not k.startswith("LISTEN_")}
