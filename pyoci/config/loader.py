@@ -23,6 +23,7 @@ from pyoci.config.model import (
     Memory,
     Mount,
     Namespace,
+    NetDevice,
     Network,
     Process,
     Rdma,
@@ -182,7 +183,8 @@ def load_linux(doc: dict[str, Any] | None) -> Linux:
         mount_label=doc.get("mountLabel") or None,
         resources=load_resources(doc.get("resources")),
         seccomp=load_seccomp(doc.get("seccomp")),
-        net_devices=_freeze(dict(doc.get("netDevices") or {})),
+        net_devices=tuple(NetDevice(host, (d or {}).get("name") or None)
+                          for host, d in (doc.get("netDevices") or {}).items()),
         personality=_freeze(doc.get("personality")),
         intel_rdt=_freeze(doc.get("intelRdt")),
         memory_policy=_freeze(doc.get("memoryPolicy")),

@@ -1,8 +1,8 @@
 """Frozen attrs objects for a validated runtime-spec config.
 
 Executors receive these, never the raw JSON: a field the executors use has a typed
-attribute here. Sections pyoci does not apply (``netDevices`` until the network executor,
-``intelRdt``, ...) are kept as read-only mappings so they can still be reported and round-tripped.
+attribute here. Sections pyoci does not apply (``intelRdt``, ``personality``,
+...) are kept as read-only mappings so they can still be reported and round-tripped.
 """
 
 from __future__ import annotations
@@ -260,6 +260,19 @@ class Seccomp:
 
 
 @attrs.frozen
+class NetDevice:
+    """One ``linux.netDevices`` entry (config-linux.md "Network Devices"): the host
+    interface ``host_name`` moves into the container's network namespace as ``name``
+    (unset or "": keeps its host name; may end in a ``%d`` template)."""
+    host_name: str
+    name: str | None = None
+
+    @property
+    def target(self) -> str:
+        return self.name or self.host_name
+
+
+@attrs.frozen
 class Linux:
     namespaces: tuple[Namespace, ...] = ()
     uid_mappings: tuple[IDMapping, ...] = ()
@@ -274,7 +287,7 @@ class Linux:
     mount_label: str | None = None
     resources: Resources | None = None
     seccomp: Seccomp | None = None
-    net_devices: Mapping[str, Any] = _EMPTY
+    net_devices: tuple[NetDevice, ...] = ()
     personality: Mapping[str, Any] | None = None
     intel_rdt: Mapping[str, Any] | None = None
     memory_policy: Mapping[str, Any] | None = None

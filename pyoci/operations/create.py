@@ -35,7 +35,7 @@ from pyoci import OCI_VERSION, log
 from pyoci.config.bundle import load_bundle
 from pyoci.config.model import Spec
 from pyoci.errors import PyociError, StepError
-from pyoci.executors import namespaces
+from pyoci.executors import namespaces, network
 from pyoci.executors.hooks import HookError, run_hooks, run_hooks_warn
 from pyoci.init import InitContext, intermediate
 from pyoci.operations.common import (
@@ -121,9 +121,6 @@ def _check_supported(spec: Spec, doc: dict[str, Any], opts: CreateOptions) -> No
         if m.get("uidMappings") or m.get("gidMappings"):
             raise PyociError(f"mounts[{i}]: id-mapped mounts (uidMappings/gidMappings) are "
                              "not supported by this build of pyoci")
-    if spec.linux.net_devices:
-        raise PyociError("linux.netDevices: moving network devices is not supported by this "
-                         "build of pyoci yet")
 
 
 def _socket_activation_fds() -> int:
@@ -170,6 +167,8 @@ def create(root: str, cid: str, opts: CreateOptions) -> Container:
     # runtime.md: a config without `process` can be created; `start` then fails.
     spec, doc = load_bundle(opts.bundle)
     _check_supported(spec, doc, opts)
+    # Before anything exists; pyroute2 itself is only imported once the init is there.
+    net_req = network.check(spec) if network.wanted(spec) else None
     listen = _socket_activation_fds()
     if listen:
         spec = _with_listen_env(spec, listen)
@@ -203,7 +202,7 @@ def create(root: str, cid: str, opts: CreateOptions) -> Container:
         # bundle that may have changed since.
         write_json_atomic(os.path.join(c.dir, SPEC_FILE), doc)
         cgroup = _make_cgroup(c, spec, doc, opts)
-        init_pid = _spawn(c, spec, opts, lock_fd, cgroup, seccomp_filter)
+        init_pid = _spawn(c, spec, opts, lock_fd, cgroup, seccomp_filter, net_req)
         c.doc["status"] = "created"
         c.save()
         if opts.pid_file:
@@ -260,7 +259,7 @@ def _make_cgroup(c: Container, spec: Spec, doc: dict[str, Any],
 
 
 def _spawn(c: Container, spec: Spec, opts: CreateOptions, lock_fd: int, cgroup: Manager,
-           seccomp_filter: Any) -> int:
+           seccomp_filter: Any, net_req: network.BridgeRequest | None = None) -> int:
     """Fork the intermediate child and drive the conversation up to "ready"."""
     parent, child = Channel.pair()
     joined = namespaces.open_joined(spec.linux)
@@ -284,6 +283,7 @@ def _spawn(c: Container, spec: Spec, opts: CreateOptions, lock_fd: int, cgroup: 
     for _, fd in joined:
         os.close(fd)
     init_pid = 0
+    attached: network.Attached | None = None
     try:
         # Before it unshares anything: a new cgroup namespace is rooted where the child is.
         cgroup.add(middle)
@@ -308,6 +308,10 @@ def _spawn(c: Container, spec: Spec, opts: CreateOptions, lock_fd: int, cgroup: 
         c.doc["pid"] = init_pid
         c.doc["pyoci"]["initStartTime"] = st[1] if st else 0
         c.save()
+        if network.wanted(spec):
+            # The init's network namespace exists and it is still waiting for "go": the
+            # devices are in place before its setup, the hooks and the user's process.
+            attached = _setup_network(c, spec, init_pid, net_req)
         parent.send("go")
         msg = recv_message(parent, "set up the container")
         if msg["type"] != "hooks":
@@ -324,11 +328,28 @@ def _spawn(c: Container, spec: Spec, opts: CreateOptions, lock_fd: int, cgroup: 
     except BaseException:
         if init_pid:
             c.doc["pid"] = init_pid
+        if attached is not None:
+            attached.undo()  # while the init, and so its namespace, still exists
         if middle:
             _reap(middle, kill=True)
         raise
     finally:
         parent.close()
+
+
+def _setup_network(c: Container, spec: Spec, init_pid: int,
+                   net_req: network.BridgeRequest | None) -> network.Attached:
+    def record(doc: dict[str, Any]) -> None:
+        c.doc["pyoci"]["network"] = doc
+        c.save()
+
+    attached = network.setup(c.root, c.id, spec, init_pid, net_req, record)
+    if attached.bridge is not None:
+        # Shown by `state` (and given to hooks) without leaving the spec's state schema:
+        # annotations are a string map.
+        c.doc["annotations"][network.ADDRESS_ANNOTATION] = attached.bridge["address"]
+        c.save()
+    return attached
 
 
 def _reap(pid: int, kill: bool = False) -> None:
@@ -343,6 +364,16 @@ def _reap(pid: int, kill: bool = False) -> None:
         pass
 
 
+def _release_network(c: Container) -> None:
+    record = c.doc.get("pyoci", {}).get("network")
+    if not record:
+        return
+    try:
+        network.release_bridge(c.root, c.id, record)
+    except Exception as exc:  # noqa: BLE001 - the create's own error comes first
+        log.warn(f"could not release the network of {c.id!r}: {exc}")
+
+
 def _undo(c: Container, spec: Spec, init_pid: int, exc: BaseException) -> None:
     """Leave nothing behind: the init (and with it its namespaces and mounts), the state
     directory. After a failing hook, poststop hooks still run (config.md "Lifecycle")."""
@@ -354,6 +385,7 @@ def _undo(c: Container, spec: Spec, init_pid: int, exc: BaseException) -> None:
         else:
             _reap(init_pid)
             wait_gone(init_pid, 10)
+    _release_network(c)
     cgroup_left = False
     try:
         remove_cgroup(c)

@@ -55,6 +55,13 @@ def delete(root: str, cid: str, force: bool = False) -> None:
             if not wait_gone(c.pid, 10):
                 raise PyociError(f'container "{cid}": init {c.pid} did not exit after SIGKILL')
         remove_cgroup(c)
+        net = c.doc.get("pyoci", {}).get("network")
+        if net:
+            # Only the opt-in bridge: netDevices are never moved back (config-linux.md
+            # "Network Devices": MUST NOT move the interface out before deletion).
+            from pyoci.executors.network import release_bridge
+
+            release_bridge(c.root, c.id, net)
         shutil.rmtree(c.dir)
     hooks = c.doc.get("pyoci", {}).get("hooks", {}).get("poststop")
     if hooks:

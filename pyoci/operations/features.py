@@ -18,7 +18,7 @@ false. The rule used here:
   "irrelevant to the cgroup version of the host"): a config cannot choose the version,
   and pyoci's manager drives v1, v2 and hybrid hosts alike (pyoci/cgroups/manager.py).
 * What pyoci refuses everywhere is reported as not supported (``false``, empty list):
-  Intel RDT, id-mapped mounts, linux.netDevices, systemd cgroup managers (pyoci's
+  Intel RDT, id-mapped mounts, systemd cgroup managers (pyoci's
   ``--systemd-cgroup`` only maps ``slice:prefix:name`` onto cgroupfs paths, it does not
   ask systemd for a unit), memory policies (not applied).
 
@@ -168,8 +168,8 @@ def features_document() -> dict[str, Any]:
         "intelRdt": {"enabled": False},
         # mounts refuses the idmap/ridmap options: no id-mapped mounts.
         "mountExtensions": {"idmap": {"enabled": False}},
-        # create refuses linux.netDevices.
-        "netDevices": {"enabled": False},
+        # create moves linux.netDevices into the container (executors/network.py).
+        "netDevices": {"enabled": True},
     }
     return {
         "ociVersionMin": OCI_VERSION_MIN,

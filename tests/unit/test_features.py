@@ -339,10 +339,14 @@ def test_lsm_flags_match_what_create_accepts(doc: dict[str, Any]) -> None:
                 lsm.check(spec)
 
 
+def test_net_devices_reported_on(doc: dict[str, Any]) -> None:
+    """create moves linux.netDevices (tests/integration/test_network.py)."""
+    assert doc["linux"]["netDevices"] == {"enabled": True}
+
+
 def test_refused_features_are_reported_off(doc: dict[str, Any]) -> None:
     linux = doc["linux"]
     assert linux["intelRdt"] == {"enabled": False}
-    assert linux["netDevices"] == {"enabled": False}
     assert linux["memoryPolicy"] == {"modes": [], "flags": []}
     # idmap mounts are off exactly because the mount parser refuses the option.
     assert linux["mountExtensions"]["idmap"]["enabled"] is False
