@@ -122,7 +122,8 @@ def _resume(root: str, argv: list[str]) -> int:
 def _ps(root: str, argv: list[str]) -> int:
     from pyoci.operations.ps import ps
 
-    opts, rest = _split(argv, {"--format": "format", "-f": "format"}, {}, False)
+    # Like runc (and the full CLI): what follows the id belongs to ps(1).
+    opts, rest = _split(argv, {"--format": "format", "-f": "format"}, {}, True)
     if opts.get("format") != "json":
         raise _Fallback  # the table form may carry ps(1) options: typer parses those
     sys.stdout.write(ps(root, _one_id(rest), "json", []))

@@ -139,7 +139,7 @@ def _exec_process(ctx: ExecContext) -> NoReturn:
         _reset_signals()
         ctx.chan.expect("go")
         with step(ctx.chan, "close inherited file descriptors"):
-            _mark_fds_cloexec(3 + ctx.preserve_fds)
+            _mark_fds_cloexec(3 + ctx.preserve_fds, keep_closed=ctx.chan.fileno())
         path, env = become_process(ctx.chan, ctx.process, ctx.seccomp, ctx.caller_umask)
         ctx.chan.send("ready")
         # The channel is close-on-exec: the parent reads end-of-file once execve worked.
@@ -169,7 +169,7 @@ def _setup_and_exec(ctx: InitContext) -> None:
     chan.expect("go")
 
     with step(chan, "close inherited file descriptors"):
-        _mark_fds_cloexec(3 + ctx.preserve_fds)
+        _mark_fds_cloexec(3 + ctx.preserve_fds, keep_closed=chan.fileno())
     with step(chan, "check the mount namespace"):
         # Safety rule: no mount is made until we know it cannot reach the host.
         if namespaces.ns_inode("self", "mount") == ctx.parent_mnt_ns:
@@ -342,13 +342,14 @@ def _setgroups_allowed() -> bool:
         return True
 
 
-def _mark_fds_cloexec(first: int) -> None:
-    """Only stdio and the --preserve-fds ones may reach the user's program."""
+def _mark_fds_cloexec(first: int, keep_closed: int) -> None:
+    """Only stdio and the --preserve-fds ones may reach the user's program -- never our own
+    channel (``keep_closed``), even when it sits where a preserved fd was expected."""
     for name in os.listdir("/proc/self/fd"):
         fd = int(name)
         if fd < 3:
             continue
         try:  # the fd listdir itself used is gone by now
-            os.set_inheritable(fd, fd < first)
+            os.set_inheritable(fd, fd < first and fd != keep_closed)
         except OSError:
             pass

@@ -91,7 +91,8 @@ class Runtime:
             proc = subprocess.run(
                 [*self.cmd, "--root", str(self.root), *global_args, *args],
                 stdout=out, stderr=err, text=True, timeout=timeout,
-                input=input, stdin=None if input is not None else subprocess.DEVNULL, **kw)
+                input=input,
+                stdin=kw.pop("stdin", None if input is not None else subprocess.DEVNULL), **kw)
             out.seek(0)
             err.seek(0)
             proc.stdout, proc.stderr = out.read(), err.read()

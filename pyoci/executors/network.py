@@ -186,6 +186,12 @@ class Session:
         self.ct: Any = None
         try:
             self.ct_fd = os.open(f"/proc/{init_pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+            here, there = os.fstat(self.host_fd), os.fstat(self.ct_fd)
+            if (here.st_dev, here.st_ino) == (there.st_dev, there.st_ino):
+                # Moving "into" our own namespace would only rename (and then lose track
+                # of) the runtime's own interfaces.
+                raise PyociError("linux.netDevices: the container's network namespace is the "
+                                 "runtime's own; devices can only be moved into another one")
             self.host = IPRoute()
             syscalls.setns(self.ct_fd, _CLONE_NEWNET)
             try:
@@ -507,11 +513,8 @@ def release_bridge(root: str, cid: str, record: dict[str, Any]) -> None:
             os.unlink(alloc_path)
         except FileNotFoundError:
             pass
-        try:
-            os.unlink(alloc_path[:-len(".json")] + ".lock")
-            os.rmdir(_net_dir(root))
-        except OSError:
-            pass
+        # The .lock file stays: unlinking it while others wait on it would let a newcomer
+        # lock a fresh file at the same time as they do (two creates, one address).
 
 
 # --- what create calls ------------------------------------------------------------------

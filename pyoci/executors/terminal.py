@@ -69,9 +69,15 @@ def send_to_console_socket(path: str, master: int) -> None:
 
 
 def relay(master: int, pidfd: int, on_exit: Callable[[], None] | None = None) -> None:
-    """`pyoci run` in the foreground: our terminal in raw mode, bytes copied both ways,
-    window size kept in step (SIGWINCH), the terminal restored at the end. Returns when
-    the process has exited and its output is drained."""
+    """`pyoci run` / `exec -t` in the foreground: our terminal in raw mode, bytes copied
+    both ways, window size kept in step (SIGWINCH), the terminal restored at the end.
+    Returns when the process has exited and its output is drained.
+
+    Writes to the master never block: a process that does not read its terminal fills the
+    pty's input buffer, and a blocking write would then hang us past its exit. Input waits
+    in a queue, the master is watched for writability only while the queue holds
+    something, and input stops being forwarded once the process is gone. Output that our
+    stdout refuses (a closed pipe) is dropped; we still wait for the process."""
     stdin = sys.stdin.fileno()
     stdout = sys.stdout.fileno()
     saved = None
@@ -89,30 +95,49 @@ def relay(master: int, pidfd: int, on_exit: Callable[[], None] | None = None) ->
 
     previous = signal.signal(signal.SIGWINCH, resize) if saved is not None else None
     resize()
-    watch = [master, pidfd, stdin]
+    os.set_blocking(master, False)
+    pending = b""
+    reading = [master, pidfd, stdin]
     exited = False
+    show = True
     try:
         while True:
-            ready = select.select(watch, [], [], 0.1 if exited else None)[0]
-            if not ready and exited:
+            writing = [master] if pending and not exited else []
+            ready, can_write, _ = select.select(reading, writing, [], 0.1 if exited else None)
+            if not ready and not can_write and exited:
                 return  # the process is gone and nothing more arrived
             if pidfd in ready:
                 exited = True
-                watch.remove(pidfd)
+                reading.remove(pidfd)
+                if stdin in reading:
+                    reading.remove(stdin)
             if master in ready:
                 try:
                     data = os.read(master, 65536)
+                except BlockingIOError:
+                    data = None
                 except OSError:  # EIO: every slave fd is closed
-                    data = b""
-                if not data:
                     return
-                os.write(stdout, data)
+                if data == b"":
+                    return
+                if data and show:
+                    try:
+                        os.write(stdout, data)
+                    except BrokenPipeError:
+                        show = False
             if stdin in ready:
                 data = os.read(stdin, 65536)
                 if data:
-                    os.write(master, data)
+                    pending += data
                 else:
-                    watch.remove(stdin)  # EOF on our side; keep showing output
+                    reading.remove(stdin)  # EOF on our side; keep showing output
+            if can_write and pending:
+                try:
+                    pending = pending[os.write(master, pending):]
+                except BlockingIOError:
+                    pass
+                except OSError:
+                    pending = b""
     finally:
         if saved is not None:
             termios.tcsetattr(stdin, termios.TCSADRAIN, saved)

@@ -60,6 +60,14 @@ def wait_gone(pid: int, timeout: float) -> bool:
         os.close(pidfd)
 
 
+def check_preserved_fds(count: int) -> None:
+    for fd in range(3, 3 + count):
+        try:
+            os.fstat(fd)
+        except OSError:
+            raise PyociError(f"--preserve-fds {count}: file descriptor {fd} is not open") from None
+
+
 def current_umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)

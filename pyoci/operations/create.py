@@ -39,6 +39,7 @@ from pyoci.executors import namespaces, network
 from pyoci.executors.hooks import HookError, run_hooks, run_hooks_warn
 from pyoci.init import InitContext, intermediate
 from pyoci.operations.common import (
+    check_preserved_fds,
     current_umask,
     now_rfc3339,
     remove_cgroup,
@@ -147,14 +148,6 @@ def _with_listen_env(spec: Spec, count: int) -> Spec:
     return attrs.evolve(spec, process=attrs.evolve(spec.process, env=env))
 
 
-def _check_preserved_fds(count: int) -> None:
-    for fd in range(3, 3 + count):
-        try:
-            os.fstat(fd)
-        except OSError:
-            raise PyociError(f"--preserve-fds {count}: file descriptor {fd} is not open") from None
-
-
 def _rootfs(spec: Spec, bundle: str) -> str:
     assert spec.root is not None
     path = spec.root.path
@@ -173,7 +166,7 @@ def create(root: str, cid: str, opts: CreateOptions) -> Container:
     if listen:
         spec = _with_listen_env(spec, listen)
         opts.preserve_fds += listen
-    _check_preserved_fds(opts.preserve_fds)
+    check_preserved_fds(opts.preserve_fds)
     # Compiled here, before anything exists: an unknown syscall name is a config error
     # with nothing to undo. The init only loads it.
     seccomp_filter = None
@@ -203,10 +196,6 @@ def create(root: str, cid: str, opts: CreateOptions) -> Container:
         write_json_atomic(os.path.join(c.dir, SPEC_FILE), doc)
         cgroup = _make_cgroup(c, spec, doc, opts)
         init_pid = _spawn(c, spec, opts, lock_fd, cgroup, seccomp_filter, net_req)
-        c.doc["status"] = "created"
-        c.save()
-        if opts.pid_file:
-            write_pid_file(opts.pid_file, init_pid)
     except BaseException as exc:
         _undo(c, spec, init_pid or c.doc.get("pid", 0), exc)
         raise
@@ -324,6 +313,11 @@ def _spawn(c: Container, spec: Spec, opts: CreateOptions, lock_fd: int, cgroup: 
             raise StepError("run hooks", str(exc), hook=True) from None
         parent.send("hooks-done", state=state)
         serve_process_setup(parent, c, spec, opts.console_socket, opts.console_sink, init_pid)
+        # Still inside the try: if these fail, the lent network devices go back first.
+        c.doc["status"] = "created"
+        c.save()
+        if opts.pid_file:
+            write_pid_file(opts.pid_file, init_pid)
         return init_pid
     except BaseException:
         if init_pid:

@@ -24,7 +24,12 @@ from pyoci.config.model import Capabilities, Process, Spec
 from pyoci.errors import PyociError, StateError
 from pyoci.executors import namespaces
 from pyoci.init import ExecContext, exec_intermediate
-from pyoci.operations.common import container_cgroup, current_umask, write_pid_file
+from pyoci.operations.common import (
+    check_preserved_fds,
+    container_cgroup,
+    current_umask,
+    write_pid_file,
+)
 from pyoci.operations.foreground import (
     FORWARDED_SIGNALS,
     exit_status,
@@ -156,6 +161,8 @@ def exec_process(root: str, cid: str, opts: ExecOptions) -> int:
         from pyoci.executors.seccomp import compile_filter
 
         seccomp = compile_filter(spec.linux.seccomp)
+    # Before the channel exists: an fd that is not open would otherwise be the channel.
+    check_preserved_fds(opts.preserve_fds)
     console = os.path.abspath(opts.console_socket) if opts.console_socket else None
     if not opts.detach:
         sc.set_child_subreaper()  # the process is our grandchild: let it come to us
@@ -198,9 +205,10 @@ def _spawn(c: Container, spec: Spec, proc: Process, opts: ExecOptions, seccomp: 
         parent.send("cgroup")
         pid = _expect(parent, "pid", "join the container")["pid"]
         os.waitpid(middle, 0)
+        middle = 0  # reaped: its pid may be someone else's from now on
         parent.send("go")
         sink = None if console or opts.detach else master.append
-        serve_process_setup(parent, c, spec, console, sink, pid)
+        serve_process_setup(parent, c, spec, console, sink, pid, status="running")
         try:  # end of file: execve worked (the channel is close-on-exec)
             msg = parent.recv()
         except ChannelClosed:

@@ -17,9 +17,11 @@ from pyoci.sync import Channel, ChannelClosed
 
 
 def serve_process_setup(chan: Channel, c: Container, spec: Spec, console_socket: str | None,
-                        console_sink: Callable[[int], None] | None, pid: int) -> None:
+                        console_sink: Callable[[int], None] | None, pid: int,
+                        status: str = "creating") -> None:
     """Answer the process's setup requests until it says "ready": its pty master goes to the
-    console socket (or the sink), its seccomp notify fd to the listener. Also used by exec."""
+    console socket (or the sink), its seccomp notify fd to the listener. Also used by exec,
+    whose listener gets the container's current state and the exec'd process's pid."""
     while True:
         msg = recv_message(chan, "finish the process setup")
         kind = msg["type"]
@@ -29,7 +31,7 @@ def serve_process_setup(chan: Channel, c: Container, spec: Spec, console_socket:
             _hand_over_terminal(console_socket, console_sink, msg["fds"][0])
             chan.send("terminal-done")
         elif kind == "seccomp":
-            _hand_over_notify_fd(c, spec, pid, msg["fds"][0])
+            _hand_over_notify_fd(c, spec, pid, msg["fds"][0], status)
             chan.send("seccomp-done")
         else:
             raise PyociError(f"protocol error: unexpected {kind!r}")
@@ -52,7 +54,8 @@ def _hand_over_terminal(console_socket: str | None, sink: Callable[[int], None] 
         os.close(master)
 
 
-def _hand_over_notify_fd(c: Container, spec: Spec, init_pid: int, fd: int) -> None:
+def _hand_over_notify_fd(c: Container, spec: Spec, init_pid: int, fd: int,
+                         status: str) -> None:
     """config-linux.md "Seccomp": with SCMP_ACT_NOTIFY rules the runtime sends the notify fd
     and the container's state to linux.seccomp.listenerPath."""
     from pyoci.executors.seccomp import send_to_listener
@@ -61,7 +64,8 @@ def _hand_over_notify_fd(c: Container, spec: Spec, init_pid: int, fd: int) -> No
     assert seccomp is not None and seccomp.listener_path
     try:
         send_to_listener(seccomp.listener_path, fd, init_pid,
-                         c.spec_state("creating") | {"pid": init_pid},
+                         c.spec_state("creating") | {"pid": init_pid}
+                         if status == "creating" else c.spec_state(),
                          seccomp.listener_metadata)
     except OSError as exc:
         raise StepError(f"send the seccomp notify fd to {seccomp.listener_path}",

@@ -51,9 +51,13 @@ def run(root: str, cid: str, opts: CreateOptions, detach: bool = False) -> int:
         for num in pending:
             forward_signal(c.pid, num)
         _start_or_delete(root, cid)
-        if master:
-            relay_terminal(master[0], c.pid)
-        status = wait_for(c.pid)
+        try:
+            if master:
+                relay_terminal(master[0], c.pid)
+            status = wait_for(c.pid)
+        except BaseException:
+            _force_delete(root, cid)  # as runc: a failed run leaves no container
+            raise
     finally:
         for fd in master:
             os.close(fd)

@@ -217,3 +217,26 @@ def test_unreachable_console_socket_leaves_nothing(runtime: Runtime, bundle: Bun
                   str(bundle.path), "tty-gone")
     assert res.returncode == 1 and "console-socket" in res.stderr, res.stderr
     assert_nothing_left(runtime, "tty-gone", bundle)
+
+
+def test_exec_preserve_fds_must_be_open(runtime: Runtime, bundle: Bundle) -> None:
+    """An fd that is not open would otherwise be taken by pyoci's own channel and leak
+    into the process (and `exec -d` would then wait for the process to exit)."""
+    _running(runtime, bundle, "ex-pfd")
+    res = runtime("exec", "--preserve-fds", "4", "ex-pfd", "ls", "/proc/self/fd")
+    assert res.returncode == 1 and "--preserve-fds 4" in res.stderr, res.stderr
+    _close(runtime, bundle, "ex-pfd")
+
+
+def test_terminal_relay_survives_a_process_that_never_reads(runtime: Runtime, bundle: Bundle,
+                                                          tmp_path: Path) -> None:
+    """Input the process never reads fills the pty; the relay must not block on it and
+    must return the process's status once it exits."""
+    _running(runtime, bundle, "ex-flood")
+    flood = tmp_path / "flood"
+    flood.write_bytes(b"\0" * 2_000_000)
+    with flood.open("rb") as stdin:
+        res = runtime("exec", "-t", "ex-flood", "sh", "-c", "sleep 1; exit 4", stdin=stdin,
+                      timeout=30)
+    assert res.returncode == 4
+    _close(runtime, bundle, "ex-flood")
