@@ -9,6 +9,7 @@ went wrong; end of file without one means the child died without a word.
 from __future__ import annotations
 
 import json
+import select
 import socket
 from typing import Any
 
@@ -40,10 +41,18 @@ class Channel:
         if sent < len(data):
             self.sock.sendall(data[sent:])
 
-    def recv(self) -> dict[str, Any]:
+    def recv(self, watch: int | None = None) -> dict[str, Any]:
         """The next message; one that says ``"fds": n`` gets the received descriptors in
-        ``msg["fds"]`` (ancillary data is always collected, so none is dropped)."""
+        ``msg["fds"]`` (ancillary data is always collected, so none is dropped).
+
+        ``watch``: a pidfd of the child expected to answer. If it exits without a word,
+        its own child may still hold the other end open, so end-of-file would never come:
+        the pidfd turning readable with nothing to read ends the wait instead."""
         while b"\n" not in self._buf:
+            if watch is not None:
+                ready = select.select([self.sock, watch], [], [])[0]
+                if self.sock not in ready:
+                    raise ChannelClosed("the child exited without saying why")
             chunk, fds, _flags, _addr = socket.recv_fds(self.sock, 65536, 4)
             self._fds.extend(fds)
             if not chunk:

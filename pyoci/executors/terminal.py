@@ -125,7 +125,7 @@ def relay(master: int, pidfd: int, on_exit: Callable[[], None] | None = None) ->
                         os.write(stdout, data)
                     except BrokenPipeError:
                         show = False
-            if stdin in ready:
+            if stdin in ready and stdin in reading:  # (not dropped above at the exit)
                 data = os.read(stdin, 65536)
                 if data:
                     pending += data

@@ -273,12 +273,13 @@ def _spawn(c: Container, spec: Spec, opts: CreateOptions, lock_fd: int, cgroup: 
         os.close(fd)
     init_pid = 0
     attached: network.Attached | None = None
+    middle_fd = os.pidfd_open(middle)
     try:
         # Before it unshares anything: a new cgroup namespace is rooted where the child is.
         cgroup.add(middle)
         parent.send("cgroup")
         while True:
-            msg = recv_message(parent, "create namespaces")
+            msg = recv_message(parent, "create namespaces", middle_fd)
             if msg["type"] == "userns":
                 try:
                     namespaces.write_id_maps(middle, spec.linux)
@@ -329,6 +330,7 @@ def _spawn(c: Container, spec: Spec, opts: CreateOptions, lock_fd: int, cgroup: 
         raise
     finally:
         parent.close()
+        os.close(middle_fd)
 
 
 def _setup_network(c: Container, spec: Spec, init_pid: int,

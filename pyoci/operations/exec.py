@@ -198,12 +198,17 @@ def _spawn(c: Container, spec: Spec, proc: Process, opts: ExecOptions, seccomp: 
         os.close(fd)
     master: list[int] = []
     pid = 0
+    middle_fd = os.pidfd_open(middle)
+    proc_fd = -1
     try:
         mgr = container_cgroup(c)
         if mgr is not None and mgr.exists():
             mgr.add(middle)
         parent.send("cgroup")
-        pid = _expect(parent, "pid", "join the container")["pid"]
+        pid = _expect(parent, "pid", "join the container", middle_fd)["pid"]
+        # Held while the process waits for "go": with --detach it is not our child, and
+        # a kill by pid could reach whoever gets the number after it is reaped elsewhere.
+        proc_fd = os.pidfd_open(pid)
         os.waitpid(middle, 0)
         middle = 0  # reaped: its pid may be someone else's from now on
         parent.send("go")
@@ -220,12 +225,19 @@ def _spawn(c: Container, spec: Spec, proc: Process, opts: ExecOptions, seccomp: 
         if opts.pid_file:
             write_pid_file(opts.pid_file, pid)
     except BaseException:
-        for p in (middle, pid):
-            if p:
-                forward_signal(p, signal.SIGKILL)
+        if middle:  # not reaped yet, so the pid is still our child's
+            forward_signal(middle, signal.SIGKILL)
+        if proc_fd >= 0:
+            try:
+                signal.pidfd_send_signal(proc_fd, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         raise
     finally:
         parent.close()
+        os.close(middle_fd)
+        if proc_fd >= 0:
+            os.close(proc_fd)
     if opts.detach:
         return 0
     target["pid"] = pid
@@ -243,9 +255,9 @@ def _spawn(c: Container, spec: Spec, proc: Process, opts: ExecOptions, seccomp: 
     return exit_status(status)
 
 
-def _expect(chan: Channel, kind: str, doing: str) -> dict[str, Any]:
-
-    msg = recv_message(chan, doing)
+def _expect(chan: Channel, kind: str, doing: str, watch: int | None = None
+            ) -> dict[str, Any]:
+    msg = recv_message(chan, doing, watch)
     if msg["type"] != kind:
         raise PyociError(f"protocol error: expected {kind!r}, got {msg['type']!r}")
     return msg

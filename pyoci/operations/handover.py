@@ -74,9 +74,9 @@ def _hand_over_notify_fd(c: Container, spec: Spec, init_pid: int, fd: int,
         os.close(fd)
 
 
-def recv_message(chan: Channel, doing: str) -> dict[str, Any]:
+def recv_message(chan: Channel, doing: str, watch: int | None = None) -> dict[str, Any]:
     try:
-        msg = chan.recv()
+        msg = chan.recv(watch)
     except ChannelClosed:
         raise StepError(doing, "the container's init exited unexpectedly") from None
     log.debug(f"create: init says {msg['type']!r} ({doing})")
