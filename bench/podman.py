@@ -18,9 +18,6 @@ The phase runs as its own process in a private mount namespace (see `phase_comma
 from __future__ import annotations
 
 import json
-import os
-import resource
-import shutil
 import sys
 import tarfile
 from dataclasses import asdict
@@ -29,59 +26,24 @@ from typing import Any
 
 from bench.proc import BenchError, Finished, Sample, run
 from bench.runtimes import runtime_env
+from tests.engines.podman_engine import Podman as ConfinedPodman
+from tests.engines.podman_engine import missing
+
+__all__ = ["Podman", "missing", "phase_command", "probe"]
 
 IMAGE = "localhost/pyoci-bench-busybox:latest"
 
 
-def missing() -> str | None:
-    for tool in ("podman", "conmon"):
-        if shutil.which(tool) is None and not os.path.exists(f"/usr/libexec/podman/{tool}"):
-            return f"{tool} is not installed (apt-get install podman)"
-    return None
+class Podman(ConfinedPodman):
+    """The engine tests' confined podman (own storage, run root, containers.conf, no
+    network), run with the harness's environment and its timing runner."""
 
-
-def _ulimit(kind: int, wanted: int = 20000) -> str:
-    hard = resource.getrlimit(kind)[1]
-    value = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
-    return f"{value}:{value}"
-
-
-class Podman:
     def __init__(self, base: Path, cgroup_parent: str) -> None:
-        self.base = base
-        self.cgroup_parent = cgroup_parent
-        self.dirs = {n: base / n for n in ("root", "runroot", "tmp", "volumes", "networks",
-                                            "vartmp")}
-        for d in self.dirs.values():
-            d.mkdir(parents=True, exist_ok=True)
-        conf = base / "containers.conf"
-        conf.write_text(
-            "[containers]\n"
-            f'default_ulimits = ["nofile={_ulimit(resource.RLIMIT_NOFILE)}", '
-            f'"nproc={_ulimit(resource.RLIMIT_NPROC)}"]\n'
-            'netns = "none"\n'
-            "[engine]\n"
-            'cgroup_manager = "cgroupfs"\n'
-            'events_logger = "file"\n'
-            f'events_logfile_path = "{base / "events.log"}"\n'
-            'lock_type = "file"\n'
-            f'tmp_dir = "{self.dirs["tmp"]}"\n'
-            f'volume_path = "{self.dirs["volumes"]}"\n'
-            "[network]\n"
-            f'network_config_dir = "{self.dirs["networks"]}"\n')
-        self.env = {**runtime_env(), "CONTAINERS_CONF": str(conf),
-                    "TMPDIR": str(self.dirs["vartmp"])}
+        super().__init__(base, cgroup_parent, env=runtime_env())
 
-    def _global(self, runtime: Path | None) -> list[str]:
-        d = self.dirs
-        args = ["podman", "--root", str(d["root"]), "--runroot", str(d["runroot"]),
-                "--tmpdir", str(d["tmp"]), "--volumepath", str(d["volumes"]),
-                "--network-config-dir", str(d["networks"]), "--storage-driver", "vfs",
-                "--cgroup-manager", "cgroupfs", "--events-backend", "file"]
-        return args + (["--runtime", str(runtime)] if runtime else [])
-
-    def __call__(self, *args: str, runtime: Path | None = None) -> Finished:
-        return run([*self._global(runtime), *args], env=self.env)
+    def __call__(self, *args: str,  # type: ignore[override]
+                 runtime: Path | None = None) -> Finished:
+        return run([*self.global_args(runtime), *args], env=self.env)
 
     def import_rootfs(self, rootfs: Path) -> None:
         tar = self.base / "rootfs.tar"

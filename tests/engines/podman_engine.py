@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import resource
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
 
 from tests.engines.support import TIMEOUT, OciRuntime, Result, run
@@ -32,7 +33,11 @@ def _ulimit(kind: int, wanted: int = 20000) -> str:
 
 
 class Podman:
-    def __init__(self, base: Path, cgroup_parent: str) -> None:
+    """``env``: the environment podman runs with (default: ours); the benchmark harness
+    (bench/podman.py) passes its own and reuses this confinement."""
+
+    def __init__(self, base: Path, cgroup_parent: str,
+                 env: Mapping[str, str] | None = None) -> None:
         self.base = base
         self.cgroup_parent = cgroup_parent
         dirs = {name: base / name for name in
@@ -56,18 +61,18 @@ class Podman:
             f'volume_path = "{dirs["volumes"]}"\n'
             "[network]\n"
             f'network_config_dir = "{dirs["networks"]}"\n')
-        self.env = {**os.environ, "CONTAINERS_CONF": str(conf),
+        self.env = {**(os.environ if env is None else env), "CONTAINERS_CONF": str(conf),
                     # image copies and `update --resources` files go to TMPDIR (/var/tmp).
                     "TMPDIR": str(dirs["vartmp"])}
 
-    def global_args(self, runtime: OciRuntime | None) -> list[str]:
+    def global_args(self, runtime: OciRuntime | Path | None) -> list[str]:
         args = ["podman", "--root", str(self.dirs["root"]), "--runroot", str(self.dirs["runroot"]),
                 "--tmpdir", str(self.dirs["tmp"]), "--volumepath", str(self.dirs["volumes"]),
                 "--network-config-dir", str(self.dirs["networks"]),
                 "--storage-driver", "vfs", "--cgroup-manager", "cgroupfs",
                 "--events-backend", "file"]
         if runtime is not None:
-            args += ["--runtime", str(runtime.path)]
+            args += ["--runtime", str(getattr(runtime, "path", runtime))]
         return args
 
     def __call__(self, *args: str, runtime: OciRuntime | None = None,
