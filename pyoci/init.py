@@ -14,24 +14,32 @@ from __future__ import annotations
 
 import errno
 import os
-import signal
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any, NoReturn
 
-import attrs
-
+from pyoci import signals
 from pyoci import syscalls as sc
 from pyoci.config.model import Capabilities, Process, Spec
 from pyoci.errors import describe_oserror
-from pyoci.executors import capabilities, devices, lsm, mounts, namespaces, process, terminal
-from pyoci.executors.hooks import HookError, run_hooks
+from pyoci.executors import (
+    capabilities,
+    devices,
+    lsm,
+    mounts,
+    namespaces,
+    process,
+    terminal,
+)
+from pyoci.executors.hooks import HookError, preload, run_hooks
 from pyoci.executors.paths import ensure_dir
+from pyoci.record import frozen
 from pyoci.sync import Channel
 
+TYPE_CHECKING = False  # annotations only: the init needs no typing at run time
+if TYPE_CHECKING:
+    from typing import Any, NoReturn
 
-@attrs.frozen
+
+@frozen
 class InitContext:
     spec: Spec
     rootfs: str
@@ -52,20 +60,29 @@ class _Failed(Exception):
     pass
 
 
-@contextmanager
-def step(chan: Channel, name: str) -> Iterator[None]:
-    try:
-        yield
-    except _Failed:
-        raise
-    except HookError as exc:
-        chan.send("error", step=name, reason=str(exc), hook=True)
-        raise _Failed from None
-    except BaseException as exc:  # noqa: BLE001 - everything is reported, then we exit
+class step:  # noqa: N801 - reads as ``with step(chan, "mount /proc"):``
+    """One named step of the child's setup: any failure inside is sent to the parent as
+    {"type": "error", "step": name, ...} and becomes :class:`_Failed`, which unwinds the
+    child to its exit. (A class, not contextlib: ~1.5 ms less to import on every create.)"""
+
+    def __init__(self, chan: Channel, name: str) -> None:
+        self.chan = chan
+        self.name = name
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: object) -> bool:
+        if exc is None or isinstance(exc, _Failed):
+            return False
+        if isinstance(exc, HookError):
+            self.chan.send("error", step=self.name, reason=str(exc), hook=True)
+            raise _Failed from None
         reason = describe_oserror(exc) if isinstance(exc, OSError) else str(exc) or repr(exc)
         if isinstance(exc, process.ExecNotFound):
             reason = exc.strerror
-        chan.send("error", step=name, reason=reason)
+        self.chan.send("error", step=self.name, reason=reason)
         raise _Failed from None
 
 
@@ -102,7 +119,7 @@ def intermediate(ctx: InitContext) -> NoReturn:
         os._exit(code)
 
 
-@attrs.frozen
+@frozen
 class ExecContext:
     """What an `exec`'d process needs: its spec, the container's namespaces (opened fds, in
     joining order) and the compiled seccomp filter of the container."""
@@ -211,6 +228,8 @@ def _setup_and_exec(ctx: InitContext) -> None:
     state = chan.expect("hooks-done")["state"] | {"pid": os.getpid()}
     with step(chan, "createContainer hooks"):
         run_hooks("createContainer", spec.hooks.create_container, state)
+    if spec.hooks.start_container:
+        preload()  # they run after pivot_root, where nothing can be imported
 
     with step(chan, "pivot_root into rootfs" if not ctx.no_pivot else "move rootfs to /"):
         (mounts.move_into if ctx.no_pivot else mounts.pivot_into)(rootfs)
@@ -326,12 +345,12 @@ def _ready_then_fail(ctx: InitContext, state: dict, reason: str) -> NoReturn:
 def _reset_signals() -> None:
     """CPython ignores SIGPIPE and SIGXFSZ and handles SIGINT; ignored dispositions and
     the signal mask survive execve, so the user's program would inherit them."""
-    for sig in signal.valid_signals():
+    for sig in signals.valid_signals():
         try:
-            signal.signal(sig, signal.SIG_DFL)
+            signals.signal(sig, signals.SIG_DFL)
         except (OSError, ValueError):
             continue  # SIGKILL, SIGSTOP, and numbers with no handler slot
-    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+    signals.pthread_sigmask(signals.SIG_SETMASK, [])
 
 
 def _setgroups_allowed() -> bool:

@@ -7,10 +7,11 @@ to stderr. Kept free of the ``logging`` package: one write per message is all we
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
+
+from pyoci import jsonio
 
 _LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}
 _path: str | None = None
@@ -32,8 +33,8 @@ def _timestamp() -> str:
 
 def _format(level: str, msg: str) -> str:
     if _fmt == "json":
-        return json.dumps({"level": level, "msg": msg, "time": _timestamp()})
-    return f'time="{_timestamp()}" level={level} msg={json.dumps(msg)}'
+        return jsonio.dumps({"level": level, "msg": msg, "time": _timestamp()})
+    return f'time="{_timestamp()}" level={level} msg={jsonio.encode_string(msg)}'
 
 
 def emit(level: str, msg: str) -> None:

@@ -9,12 +9,9 @@ nothing heavy.
 from __future__ import annotations
 
 import fcntl
-import json
 import os
-import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 
+from pyoci import jsonio
 from pyoci.errors import ContainerNotFound, PyociError
 
 TYPE_CHECKING = False  # typing costs ~3 ms to import; only checkers need it here
@@ -27,14 +24,15 @@ EXEC_FIFO = "exec.fifo"
 LOCK_FILE = ".lock"
 SPEC_FILE = "config.json"  # the validated config, kept for exec
 
-# runc's rule: word characters, '+', '-' and '.', but never a path ('.', '..', '/').
-_ID_RE = re.compile(r"^[\w+\-.]+$")
+# runc's rule (``^[\w+-\.]+$`` with Go's ASCII \w): letters, digits, '_', '+', '-' and
+# '.', but never a path ('.', '..'). Checked without :mod:`re`, which costs ~8 ms to import.
+_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+-.")
 
 
 def check_id(cid: str) -> None:
     if not cid:
         raise PyociError("container id cannot be empty")
-    if not _ID_RE.match(cid) or cid in (".", ".."):
+    if not _ID_CHARS.issuperset(cid) or cid in (".", ".."):
         raise PyociError(f"invalid container id {cid!r}: only letters, digits, '_', '+', '-' "
                          "and '.' are allowed, and it cannot be '.' or '..'")
 
@@ -45,7 +43,7 @@ def write_json_atomic(path: str, doc: Any, mode: int = 0o600) -> None:
     tmp = f"{path}.{os.getpid()}.tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
     try:
-        os.write(fd, json.dumps(doc).encode())
+        os.write(fd, jsonio.dumps(doc).encode())
     finally:
         os.close(fd)
     os.rename(tmp, path)
@@ -93,10 +91,10 @@ class Container:
         except FileNotFoundError:
             raise ContainerNotFound(self.id) from None
         try:
-            doc = json.loads(raw)
+            doc = jsonio.loads(raw)
             if not isinstance(doc, dict) or not {"ociVersion", "bundle"} <= doc.keys():
                 raise ValueError("incomplete")
-        except ValueError:
+        except (ValueError, UnicodeDecodeError):
             raise PyociError(f'container "{self.id}": its state file {self.state_path} is '
                              'unreadable; "delete --force" removes it') from None
         self.doc = doc
@@ -105,21 +103,10 @@ class Container:
     def save(self) -> None:
         write_json_atomic(self.state_path, self.doc)
 
-    @contextmanager
-    def locked(self) -> Iterator[Container]:
-        """Hold the per-container lock: commands on one id run one at a time."""
-        try:
-            fd = os.open(os.path.join(self.dir, LOCK_FILE), os.O_RDONLY | os.O_CLOEXEC)
-        except FileNotFoundError:
-            self.load()  # says "does not exist" or "unreadable", whichever is true
-            raise ContainerNotFound(self.id) from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            self._holding_lock = True
-            yield self.load()
-        finally:
-            self._holding_lock = False
-            os.close(fd)
+    def locked(self) -> _Locked:
+        """Hold the per-container lock (``with c.locked():``): commands on one id run one
+        at a time; the state is (re)loaded once the lock is held."""
+        return _Locked(self)
 
     # -- status ------------------------------------------------------------------------
     @property
@@ -197,6 +184,36 @@ class Container:
         out.update({"rootfs": self.doc.get("rootfs", ""), "created": self.doc.get("created", ""),
                     "owner": self.doc.get("owner", "")})
         return out
+
+
+class _Locked:
+    """The context manager behind :meth:`Container.locked` (a class: contextlib costs
+    ~1.5 ms to import on the hot path)."""
+
+    def __init__(self, c: Container) -> None:
+        self.c = c
+        self.fd = -1
+
+    def __enter__(self) -> Container:
+        c = self.c
+        try:
+            self.fd = os.open(os.path.join(c.dir, LOCK_FILE), os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            c.load()  # says "does not exist" or "unreadable", whichever is true
+            raise ContainerNotFound(c.id) from None
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX)
+            c._holding_lock = True
+            return c.load()
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+
+    def __exit__(self, *exc: object) -> None:
+        self.c._holding_lock = False
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
 
 
 def list_containers(root: str) -> list[Container]:

@@ -8,10 +8,10 @@ Unit tests replace this module's functions with a fake; integration tests use it
 
 from __future__ import annotations
 
+import _socket  # not socket: its enums cost ~9 ms at import (issue 5)
 import ctypes
 import fcntl
 import os
-import socket
 import struct
 
 # --- clone/unshare namespace flags (<linux/sched.h>) -------------------------------------
@@ -73,6 +73,7 @@ _libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
 _libc.unshare.argtypes = [ctypes.c_int]
 _libc.setns.argtypes = [ctypes.c_int, ctypes.c_int]
 _libc.setdomainname.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
+_libc.sethostname.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
 _libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong,
                         ctypes.c_ulong]
 _libc.syscall.restype = ctypes.c_long
@@ -119,7 +120,8 @@ def setns(fd: int, nstype: int = 0) -> None:
 
 
 def sethostname(name: str) -> None:
-    socket.sethostname(name)
+    raw = name.encode()
+    _check(_libc.sethostname(raw, len(raw)), "sethostname")
 
 
 def setdomainname(name: str) -> None:
@@ -152,11 +154,14 @@ _IFF_UP = 0x1
 
 def set_link_up(ifname: str) -> None:
     """Bring an interface up with SIOCSIFFLAGS: enough for loopback, no netlink needed."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+    sock = _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM)
+    try:
         req = struct.pack("16sH22x", ifname.encode(), 0)
         flags = struct.unpack("16sH22x", fcntl.ioctl(sock.fileno(), _SIOCGIFFLAGS, req))[1]
         fcntl.ioctl(sock.fileno(), _SIOCSIFFLAGS,
                     struct.pack("16sH22x", ifname.encode(), flags | _IFF_UP))
+    finally:
+        sock.close()
 
 
 # --- capabilities (<linux/capability.h>, <linux/prctl.h>) --------------------------------

@@ -22,14 +22,16 @@ revoked by the kernel, so such a request is refused rather than silently ignored
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
-
-import attrs
 
 from pyoci.cgroups import CgroupError
 from pyoci.cgroups import controllers as _cg
 from pyoci.config.model import DeviceRule
 from pyoci.errors import describe_oserror
+from pyoci.record import field, mutable
+
+TYPE_CHECKING = False  # typing costs ~3 ms to import; only checkers need it here
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 JSON_PATH = "linux.resources.devices"
 WILDCARD = -1
@@ -38,11 +40,11 @@ _ACCESS = "rwm"
 Meta = tuple[int, int, str]   # (major, minor, type): the sort order runc writes in
 
 
-@attrs.define
+@mutable
 class DeviceState:
     """The kernel's view of one devices cgroup: default policy plus exceptions."""
     default_allow: bool = False
-    rules: dict[Meta, frozenset[str]] = attrs.field(factory=dict)
+    rules: dict[Meta, frozenset[str]] = field(factory=dict)
 
     def allow(self, meta: Meta | None, perms: frozenset[str]) -> None:
         if meta is None:                                  # type "a": reset to allow-all

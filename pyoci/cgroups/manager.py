@@ -30,9 +30,7 @@ from __future__ import annotations
 
 import errno
 import os
-import signal
 import time
-from collections.abc import Sequence
 
 from pyoci.cgroups import CgroupError
 from pyoci.errors import describe_oserror
@@ -40,6 +38,7 @@ from pyoci.errors import describe_oserror
 TYPE_CHECKING = False  # typing costs ~3 ms to import; only checkers need it here
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from typing import Any
 
     from pyoci.cgroups.detect import Layout
@@ -54,6 +53,8 @@ V1_TO_V2 = {"memory": "memory", "cpu": "cpu", "cpuacct": "cpu", "cpuset": "cpuse
 
 #: ``unified`` keys with these prefixes are core files, present without any controller.
 _CORE_PREFIXES = frozenset({"cgroup"})
+
+_SIGKILL = 9  # the same on every Linux architecture (asm-generic/signal.h and the others)
 
 FREEZE_TIMEOUT = 5.0      # seconds to wait for FROZEN / "frozen 1"
 RMDIR_TIMEOUT = 2.0       # seconds to retry EBUSY: killed processes may still be exiting
@@ -752,7 +753,7 @@ class Manager:
         """
         if not self.created:
             return
-        if sig == signal.SIGKILL and self.unified is not None:
+        if sig == _SIGKILL and self.unified is not None:
             kill_file = os.path.join(self.unified, "cgroup.kill")
             if os.path.exists(kill_file):
                 paused = self._freeze_requested()
@@ -784,7 +785,7 @@ class Manager:
                     raise CgroupError(f"sending signal {sig} to pid {pid}: "
                                       f"{describe_oserror(exc)}") from exc
         finally:
-            if can_freeze and (not was_frozen or sig == signal.SIGKILL):
+            if can_freeze and (not was_frozen or sig == _SIGKILL):
                 self.thaw()
 
     # -- statistics -------------------------------------------------------------------------

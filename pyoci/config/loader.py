@@ -6,8 +6,6 @@ only renames camelCase keys and fills defaults.
 
 from __future__ import annotations
 
-from typing import Any
-
 from pyoci.config.model import (
     BlockIO,
     Capabilities,
@@ -40,6 +38,10 @@ from pyoci.config.model import (
     WeightDevice,
     _freeze,
 )
+
+TYPE_CHECKING = False  # typing costs ~3 ms to import; only checkers need it here
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def _strs(value: Any) -> tuple[str, ...]:

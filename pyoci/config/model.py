@@ -1,37 +1,46 @@
-"""Frozen attrs objects for a validated runtime-spec config.
+"""Frozen records for a validated runtime-spec config.
 
 Executors receive these, never the raw JSON: a field the executors use has a typed
 attribute here. Sections pyoci does not apply (``intelRdt``, ``personality``,
 ...) are kept as read-only mappings so they can still be reported and round-tripped.
+
+The classes are :func:`pyoci.record.frozen` records rather than attrs or dataclasses, and
+this module imports neither typing nor collections.abc at run time: ``create`` imports it
+on every call, and those imports alone cost more than a tenth of runc's whole ``create``
+(issue 5).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from types import MappingProxyType
-from typing import Any
+from pyoci.record import frozen
 
-import attrs
+TYPE_CHECKING = False  # typing costs ~3 ms to import; only checkers need it here
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any
 
-_EMPTY: Mapping[str, Any] = MappingProxyType({})
+# types.MappingProxyType without importing `types`: a class's __dict__ is a mappingproxy.
+_MappingProxy = type(type.__dict__)
+
+_EMPTY: Mapping[str, Any] = _MappingProxy({})
 
 
 def _freeze(value: Any) -> Any:
     """Deep read-only copy of a JSON value (dict -> mappingproxy, list -> tuple)."""
     if isinstance(value, dict):
-        return MappingProxyType({k: _freeze(v) for k, v in value.items()})
+        return _MappingProxy({k: _freeze(v) for k, v in value.items()})
     if isinstance(value, list):
         return tuple(_freeze(v) for v in value)
     return value
 
 
-@attrs.frozen
+@frozen
 class Root:
     path: str
     readonly: bool = False
 
 
-@attrs.frozen
+@frozen
 class Mount:
     destination: str
     type: str | None = None
@@ -39,14 +48,14 @@ class Mount:
     options: tuple[str, ...] = ()
 
 
-@attrs.frozen
+@frozen
 class Rlimit:
     type: str
     soft: int
     hard: int
 
 
-@attrs.frozen
+@frozen
 class User:
     uid: int = 0
     gid: int = 0
@@ -54,7 +63,7 @@ class User:
     additional_gids: tuple[int, ...] = ()
 
 
-@attrs.frozen
+@frozen
 class Capabilities:
     bounding: tuple[str, ...] | None = None
     effective: tuple[str, ...] | None = None
@@ -63,7 +72,7 @@ class Capabilities:
     ambient: tuple[str, ...] | None = None
 
 
-@attrs.frozen
+@frozen
 class Process:
     args: tuple[str, ...]
     cwd: str
@@ -79,7 +88,7 @@ class Process:
     selinux_label: str | None = None
 
 
-@attrs.frozen
+@frozen
 class Hook:
     path: str
     args: tuple[str, ...] = ()
@@ -87,7 +96,7 @@ class Hook:
     timeout: int | None = None
 
 
-@attrs.frozen
+@frozen
 class Hooks:
     prestart: tuple[Hook, ...] = ()
     create_runtime: tuple[Hook, ...] = ()
@@ -97,20 +106,20 @@ class Hooks:
     poststop: tuple[Hook, ...] = ()
 
 
-@attrs.frozen
+@frozen
 class Namespace:
     type: str
     path: str | None = None
 
 
-@attrs.frozen
+@frozen
 class IDMapping:
     container_id: int
     host_id: int
     size: int
 
 
-@attrs.frozen
+@frozen
 class Device:
     path: str
     type: str
@@ -121,7 +130,7 @@ class Device:
     gid: int | None = None
 
 
-@attrs.frozen
+@frozen
 class TimeOffset:
     clock: str
     secs: int = 0
@@ -130,7 +139,7 @@ class TimeOffset:
 
 # --- linux.resources (config-linux.md "Control groups"); also `update --resources` ---
 
-@attrs.frozen
+@frozen
 class DeviceRule:
     """One entry of linux.resources.devices; ``None`` major/minor means any (``*``)."""
     allow: bool
@@ -140,7 +149,7 @@ class DeviceRule:
     access: str = "rwm"
 
 
-@attrs.frozen
+@frozen
 class Memory:
     limit: int | None = None
     reservation: int | None = None
@@ -153,7 +162,7 @@ class Memory:
     check_before_update: bool | None = None
 
 
-@attrs.frozen
+@frozen
 class Cpu:
     shares: int | None = None
     quota: int | None = None
@@ -166,7 +175,7 @@ class Cpu:
     idle: int | None = None
 
 
-@attrs.frozen
+@frozen
 class WeightDevice:
     major: int
     minor: int
@@ -174,14 +183,14 @@ class WeightDevice:
     leaf_weight: int | None = None
 
 
-@attrs.frozen
+@frozen
 class ThrottleDevice:
     major: int
     minor: int
     rate: int
 
 
-@attrs.frozen
+@frozen
 class BlockIO:
     weight: int | None = None
     leaf_weight: int | None = None
@@ -192,31 +201,31 @@ class BlockIO:
     throttle_write_iops_device: tuple[ThrottleDevice, ...] = ()
 
 
-@attrs.frozen
+@frozen
 class HugepageLimit:
     page_size: str
     limit: int
 
 
-@attrs.frozen
+@frozen
 class InterfacePriority:
     name: str
     priority: int
 
 
-@attrs.frozen
+@frozen
 class Network:
     class_id: int | None = None
     priorities: tuple[InterfacePriority, ...] = ()
 
 
-@attrs.frozen
+@frozen
 class Rdma:
     hca_handles: int | None = None
     hca_objects: int | None = None
 
 
-@attrs.frozen
+@frozen
 class Resources:
     """Every field is optional: ``None`` (or empty) means "leave the kernel's value"."""
     devices: tuple[DeviceRule, ...] = ()
@@ -232,7 +241,7 @@ class Resources:
 
 # --- linux.seccomp (config-linux.md "Seccomp") ---
 
-@attrs.frozen
+@frozen
 class SyscallArg:
     index: int
     value: int
@@ -240,7 +249,7 @@ class SyscallArg:
     value_two: int = 0
 
 
-@attrs.frozen
+@frozen
 class SyscallRule:
     names: tuple[str, ...]
     action: str
@@ -248,7 +257,7 @@ class SyscallRule:
     args: tuple[SyscallArg, ...] = ()
 
 
-@attrs.frozen
+@frozen
 class Seccomp:
     default_action: str
     default_errno_ret: int | None = None
@@ -259,7 +268,7 @@ class Seccomp:
     syscalls: tuple[SyscallRule, ...] = ()
 
 
-@attrs.frozen
+@frozen
 class NetDevice:
     """One ``linux.netDevices`` entry (config-linux.md "Network Devices"): the host
     interface ``host_name`` moves into the container's network namespace as ``name``
@@ -272,7 +281,7 @@ class NetDevice:
         return self.name or self.host_name
 
 
-@attrs.frozen
+@frozen
 class Linux:
     namespaces: tuple[Namespace, ...] = ()
     uid_mappings: tuple[IDMapping, ...] = ()
@@ -299,7 +308,7 @@ class Linux:
         return None
 
 
-@attrs.frozen
+@frozen
 class Spec:
     oci_version: str
     root: Root | None = None

@@ -9,15 +9,19 @@ update), never by state/kill/start/delete.
 
 from __future__ import annotations
 
-import json
-from functools import cache
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+import os
 
+from pyoci import jsonio
 from pyoci.config.fastcheck import Checker, subschema
 from pyoci.errors import ConfigError, PyociError
 
+# create/run/exec import this module: pathlib, functools and json (re) would add ~10 ms
+# to each of them (issue 5), so plain os.path, dict caches and pyoci.jsonio here; json
+# only where a rejection is explained.
+TYPE_CHECKING = False  # typing costs ~3 ms to import; only checkers need it here
 if TYPE_CHECKING:
+    from typing import Any
+
     import jsonschema
     from jsonschema.exceptions import ValidationError
 
@@ -25,37 +29,47 @@ _JSON_TYPES = {dict: "object", list: "array", str: "string", bool: "boolean",
                int: "integer", float: "number", type(None): "null"}
 
 
-def schema_dir() -> Path:
+def schema_dir() -> str:
     """The schemas: packaged as ``pyoci.schemas`` when installed, else the repo's schemas/."""
     try:
         import pyoci.schemas as pkg
 
-        path = Path(pkg.__file__).parent
-        if (path / "config.schema.json").exists():
+        path = os.path.dirname(pkg.__file__ or "")
+        if os.path.exists(os.path.join(path, "config.schema.json")):
             return path
     except ImportError:
         pass
-    return Path(__file__).resolve().parents[2] / "schemas"
+    here = os.path.dirname(os.path.realpath(__file__))
+    return os.path.join(os.path.dirname(os.path.dirname(here)), "schemas")
 
 
-@cache
+_schemas: dict[str, dict[str, Any]] = {}
+_checkers: dict[tuple[str, str | None], Checker] = {}
+_validators: dict[tuple[str, str | None], jsonschema.Draft202012Validator] = {}
+
+
 def load_schema(name: str) -> dict[str, Any]:
-    with open(schema_dir() / f"{name}.schema.json") as f:
-        return json.load(f)
+    if name not in _schemas:
+        with open(os.path.join(schema_dir(), f"{name}.schema.json"), "rb") as f:
+            _schemas[name] = jsonio.loads(f.read())
+    return _schemas[name]
 
 
-@cache
 def _checker(name: str, ref: str | None = None) -> Checker:
     """The fast verdict for ``name`` (or its ``ref``, e.g. ``#/$defs/Process``)."""
-    return Checker(load_schema(name), ref)
+    if (name, ref) not in _checkers:
+        _checkers[name, ref] = Checker(load_schema(name), ref)
+    return _checkers[name, ref]
 
 
-@cache
 def _validator(name: str, ref: str | None = None) -> jsonschema.Draft202012Validator:
     """The detailed checker: the same schema as _checker, through jsonschema."""
-    import jsonschema
+    if (name, ref) not in _validators:
+        import jsonschema
 
-    return jsonschema.Draft202012Validator(subschema(load_schema(name), ref))
+        _validators[name, ref] = jsonschema.Draft202012Validator(
+            subschema(load_schema(name), ref))
+    return _validators[name, ref]
 
 
 def json_path(parts: Any) -> str:
@@ -67,6 +81,8 @@ def json_path(parts: Any) -> str:
 
 
 def _found(instance: Any) -> str:
+    import json
+
     text = json.dumps(instance)
     if len(text) > 60:
         text = text[:57] + "..."
@@ -75,6 +91,8 @@ def _found(instance: Any) -> str:
 
 def _explain(err: ValidationError) -> tuple[str, str]:
     """(JSON path, 'expected ..., found ...') for one schema error."""
+    import json
+
     from jsonschema.exceptions import best_match
 
     path = json_path(err.absolute_path)
@@ -143,7 +161,7 @@ def read_checked(flag: str, source: str, definition: str) -> dict[str, Any]:
     except OSError as exc:
         raise PyociError(f"{where}: {exc.strerror or exc}") from None
     try:
-        doc = json.loads(raw)
+        doc = jsonio.loads(raw)
     except ValueError as exc:
         raise PyociError(f"{where}: not valid JSON: {exc}") from None
     problems = schema_problems(doc, "config", f"#/$defs/{definition}")

@@ -36,16 +36,17 @@ then, and the user keeps the interface they lent (a veth would otherwise be dest
 from __future__ import annotations
 
 import fcntl
-import hashlib
-import json
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
 
+from pyoci import jsonio
 from pyoci.errors import PyociError
 
+# Every create imports this module (loopback, netDevices): heavier modules -- hashlib,
+# ipaddress, pyroute2 -- are imported where the bridge or netlink needs them (issue 5).
+TYPE_CHECKING = False  # typing costs ~3 ms to import; only checkers need it here
 if TYPE_CHECKING:
+    from typing import Any
+
     from pyoci.config.model import NetDevice, Spec
 
 BRIDGE_ANNOTATION = "org.pyoci.network"
@@ -350,26 +351,35 @@ def _net_dir(root: str) -> str:
     return os.path.join(root, NETWORK_DIR)
 
 
-@contextmanager
-def _bridge_lock(root: str, bridge: str) -> Iterator[str]:
+class _bridge_lock:  # noqa: N801 - used as a context manager, like a function
     """flock on ``<root>/@network/<bridge>.lock``: allocations and the bridge's creation
-    and removal happen under it, so concurrent creates and deletes never race. Yields the
+    and removal happen under it, so concurrent creates and deletes never race. Gives the
     path of the allocation file."""
-    path = _net_dir(root)
-    os.makedirs(path, 0o700, exist_ok=True)
-    fd = os.open(os.path.join(path, f"{bridge}.lock"), os.O_CREAT | os.O_RDWR | os.O_CLOEXEC,
-                 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield os.path.join(path, f"{bridge}.json")
-    finally:
-        os.close(fd)
+
+    def __init__(self, root: str, bridge: str) -> None:
+        self.dir = _net_dir(root)
+        self.bridge = bridge
+        self.fd = -1
+
+    def __enter__(self) -> str:
+        os.makedirs(self.dir, 0o700, exist_ok=True)
+        self.fd = os.open(os.path.join(self.dir, f"{self.bridge}.lock"),
+                          os.O_CREAT | os.O_RDWR | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX)
+        except BaseException:
+            os.close(self.fd)
+            raise
+        return os.path.join(self.dir, f"{self.bridge}.json")
+
+    def __exit__(self, *exc: object) -> None:
+        os.close(self.fd)
 
 
 def _load_allocations(path: str) -> dict[str, Any]:
     try:
-        with open(path) as f:
-            return json.load(f)
+        with open(path, "rb") as f:
+            return jsonio.loads(f.read())
     except FileNotFoundError:
         return {}
 
@@ -382,6 +392,8 @@ def _save_allocations(path: str, doc: dict[str, Any]) -> None:
 
 def host_veth_name(root: str, cid: str) -> str:
     """A host-side name unique per (root, id) within 15 bytes."""
+    import hashlib
+
     digest = hashlib.sha256(f"{os.path.abspath(root)}\0{cid}".encode()).hexdigest()
     return "pyv" + digest[:11]
 

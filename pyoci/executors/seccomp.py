@@ -34,15 +34,18 @@ Choices, with the rule behind each:
 
 from __future__ import annotations
 
-import json
 import os
-import socket
-from collections.abc import Sequence
 
-from pyoci import OCI_VERSION
+from pyoci import OCI_VERSION, jsonio
 from pyoci import libseccomp as lib
-from pyoci.config.model import Seccomp, SyscallArg, SyscallRule
 from pyoci.errors import ConfigError, PyociError
+from pyoci.sync import send_fds, unix_stream_socket
+
+TYPE_CHECKING = False  # typing costs ~3 ms to import; only checkers need it here
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from pyoci.config.model import Seccomp, SyscallArg, SyscallRule
 
 EPERM = 1
 #: The kernel's MAX_ERRNO; libseccomp accepts SCMP_ACT_ERRNO(x) only for x below it.
@@ -368,7 +371,7 @@ def _check_rule(i: int, rule: SyscallRule, s: Seccomp, strict_names: bool,
         nr = lib.syscall_resolve(name) if name else None
         if nr is None:
             if strict_names:
-                found.invalid.append((npath, f"{json.dumps(name)} is not a system call "
+                found.invalid.append((npath, f"{jsonio.encode_string(name)} is not a system call "
                                              f"libseccomp {lib.version_string()} knows"))
             else:
                 skipped.append((npath, name))
@@ -521,10 +524,13 @@ def send_to_listener(listener_path: str, notify_fd: int, pid: int, state: dict,
     OSError (the caller MUST turn them into an error); ``timeout`` bounds a listener that
     accepts nothing, so create cannot hang on it.
     """
-    data = json.dumps(container_process_state(pid, state, metadata)).encode()
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC) as sock:
+    data = jsonio.dumps(container_process_state(pid, state, metadata)).encode()
+    sock = unix_stream_socket()
+    try:
         sock.settimeout(timeout)
         sock.connect(listener_path)
-        sent = socket.send_fds(sock, [data], [notify_fd])
+        sent = send_fds(sock, data, [notify_fd])
         if sent < len(data):
             sock.sendall(data[sent:])
+    finally:
+        sock.close()

@@ -14,13 +14,16 @@ from __future__ import annotations
 import fcntl
 import os
 import select
-import signal
-import socket
 import struct
 import sys
 import termios
-import tty
-from collections.abc import Callable
+
+from pyoci import signals as signal
+from pyoci.sync import send_fds, unix_stream_socket
+
+TYPE_CHECKING = False  # typing costs ~3 ms to import; only checkers need it here
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 TIOCGPTN = 0x80045430   # <asm-generic/ioctls.h>: get the pty number
 TIOCSPTLCK = 0x40045431  # lock/unlock the slave
@@ -63,9 +66,12 @@ def become_controlling(slave_path: str, uid: int, gid: int) -> None:
 def send_to_console_socket(path: str, master: int) -> None:
     """runc's protocol: connect to the unix socket and send the master with SCM_RIGHTS
     (one byte of payload naming nothing in particular)."""
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+    sock = unix_stream_socket()
+    try:
         sock.connect(path)
-        socket.send_fds(sock, [b"/dev/ptmx"], [master])
+        send_fds(sock, b"/dev/ptmx", [master])
+    finally:
+        sock.close()
 
 
 def relay(master: int, pidfd: int, on_exit: Callable[[], None] | None = None) -> None:
@@ -83,6 +89,8 @@ def relay(master: int, pidfd: int, on_exit: Callable[[], None] | None = None) ->
     saved = None
     if os.isatty(stdin):
         saved = termios.tcgetattr(stdin)
+        import tty
+
         tty.setraw(stdin)
 
     def resize(*_: object) -> None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import os
 import select
-import signal
 import time
 
+from pyoci import signals
 from pyoci.errors import PyociError
 from pyoci.state import Container
 
@@ -17,23 +17,7 @@ if TYPE_CHECKING:
     from pyoci.cgroups.manager import Manager
 
 
-def parse_signal(value: str | int) -> int:
-    """runc accepts 'KILL', 'SIGKILL' or '9'."""
-    text = str(value).strip()
-    if text.isdigit():
-        num = int(text)
-        if 0 < num < signal.NSIG:
-            return num
-    else:
-        name = text.upper()
-        name = name if name.startswith("SIG") else "SIG" + name
-        sig = getattr(signal.Signals, name, None) if name in signal.Signals.__members__ \
-            else None
-        if sig is not None:
-            return int(sig)
-        if name.startswith("SIGRTMIN+") and name[9:].isdigit():
-            return signal.SIGRTMIN + int(name[9:])
-    raise PyociError(f"invalid signal {value!r}: use a name (TERM, SIGKILL) or a number")
+parse_signal = signals.parse
 
 
 def write_pid_file(path: str, pid: int) -> None:
@@ -77,6 +61,28 @@ def current_umask() -> int:
 def now_rfc3339() -> str:
     t = time.time()
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1e9):09d}Z"
+
+
+def remove_dir(path: str) -> None:
+    """Remove a container's directory under --root and what is in it (``shutil.rmtree``
+    without shutil's imports: bz2, lzma, fnmatch... cost ~3 ms on delete). Symlinks are
+    removed, never followed."""
+    try:
+        entries = list(os.scandir(path))
+    except FileNotFoundError:
+        return
+    for entry in entries:
+        if entry.is_dir(follow_symlinks=False):
+            remove_dir(entry.path)
+        else:
+            try:
+                os.unlink(entry.path)
+            except FileNotFoundError:
+                pass
+    try:
+        os.rmdir(path)
+    except FileNotFoundError:
+        pass
 
 
 def processes_in_pidns(init_pid: int) -> list[int]:
@@ -127,7 +133,7 @@ def remove_cgroup(c: Container, timeout: float = 10.0) -> None:
         return
     deadline = time.monotonic() + timeout
     if not own_pid_namespace(c):
-        mgr.kill(signal.SIGKILL)
+        mgr.kill(signals.SIGKILL)
     for pid in mgr.pids():
         wait_gone(pid, max(0.0, deadline - time.monotonic()))
     mgr.destroy()

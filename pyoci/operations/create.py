@@ -27,11 +27,8 @@ from __future__ import annotations
 
 import fcntl
 import os
-import signal
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
 
-from pyoci import OCI_VERSION, log
+from pyoci import OCI_VERSION, log, signals
 from pyoci.config.bundle import load_bundle
 from pyoci.config.model import Spec
 from pyoci.errors import PyociError, StepError
@@ -57,7 +54,11 @@ from pyoci.state import (
 )
 from pyoci.sync import Channel
 
+TYPE_CHECKING = False  # typing costs ~3 ms to import; only checkers need it here
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
     from pyoci.cgroups.manager import Manager
 
 
@@ -139,13 +140,13 @@ def _socket_activation_fds() -> int:
 def _with_listen_env(spec: Spec, count: int) -> Spec:
     """The process sees the sockets as its own: LISTEN_FDS=n and LISTEN_PID=1 (its pid in
     the container's pid namespace), as runc sets them."""
-    import attrs
+    from pyoci.record import evolve
 
     if spec.process is None:
         return spec
     env = tuple(e for e in spec.process.env if not e.startswith(("LISTEN_FDS=", "LISTEN_PID=")))
     env += (f"LISTEN_FDS={count}", "LISTEN_PID=1")
-    return attrs.evolve(spec, process=attrs.evolve(spec.process, env=env))
+    return evolve(spec, process=evolve(spec.process, env=env))
 
 
 def _rootfs(spec: Spec, bundle: str) -> str:
@@ -351,7 +352,7 @@ def _setup_network(c: Container, spec: Spec, init_pid: int,
 def _reap(pid: int, kill: bool = False) -> None:
     if kill:
         try:
-            os.kill(pid, signal.SIGKILL)
+            os.kill(pid, signals.SIGKILL)
         except ProcessLookupError:
             pass
     try:
@@ -375,7 +376,7 @@ def _undo(c: Container, spec: Spec, init_pid: int, exc: BaseException) -> None:
     directory. After a failing hook, poststop hooks still run (config.md "Lifecycle")."""
     if init_pid:
         try:
-            os.kill(init_pid, signal.SIGKILL)
+            os.kill(init_pid, signals.SIGKILL)
         except ProcessLookupError:
             pass
         else:

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import os
-import shutil
-import signal
 
-from pyoci import log
+from pyoci import log, signals
 from pyoci.errors import PyociError, StateError
 from pyoci.operations.common import (
     container_cgroup,
     remove_cgroup,
+    remove_dir,
     signal_container,
     wait_gone,
 )
@@ -28,7 +27,7 @@ def _remove_unreadable(c: Container) -> bool:
     except PyociError:
         if c.creator_alive():
             raise PyociError(f'container "{c.id}" is still being created') from None
-    shutil.rmtree(c.dir)
+    remove_dir(c.dir)
     log.warn(f'removed container "{c.id}", whose state could not be read')
     return True
 
@@ -51,7 +50,7 @@ def delete(root: str, cid: str, force: bool = False) -> None:
             mgr = container_cgroup(c)
             if mgr is not None and mgr.exists() and mgr.frozen():
                 mgr.thaw()  # a frozen task dies of SIGKILL only once thawed on cgroup v1
-            signal_container(c, signal.SIGKILL, all_processes=True)
+            signal_container(c, signals.SIGKILL, all_processes=True)
             if not wait_gone(c.pid, 10):
                 raise PyociError(f'container "{cid}": init {c.pid} did not exit after SIGKILL')
         remove_cgroup(c)
@@ -62,7 +61,7 @@ def delete(root: str, cid: str, force: bool = False) -> None:
             from pyoci.executors.network import release_bridge
 
             release_bridge(c.root, c.id, net)
-        shutil.rmtree(c.dir)
+        remove_dir(c.dir)
     hooks = c.doc.get("pyoci", {}).get("hooks", {}).get("poststop")
     if hooks:
         from pyoci.config.loader import load_hook

@@ -10,14 +10,10 @@ forwarding signals to it; with a terminal and no --console-socket it relays the 
 
 from __future__ import annotations
 
-import json
 import os
-import signal
 import sys
-from typing import Any
 
-import attrs
-
+from pyoci import jsonio, signals
 from pyoci import syscalls as sc
 from pyoci.config.loader import load_process, load_spec
 from pyoci.config.model import Capabilities, Process, Spec
@@ -38,23 +34,28 @@ from pyoci.operations.foreground import (
     wait_for,
 )
 from pyoci.operations.handover import recv_message, serve_process_setup
+from pyoci.record import evolve, field, mutable
 from pyoci.state import SPEC_FILE, Container
 from pyoci.sync import Channel, ChannelClosed
 
+TYPE_CHECKING = False  # typing costs ~3 ms to import; only checkers need it here
+if TYPE_CHECKING:
+    from typing import Any
 
-@attrs.define
+
+@mutable
 class ExecOptions:
-    args: list[str] = attrs.Factory(list)
+    args: list[str] = field(factory=list)
     process_file: str | None = None
     tty: bool = False
     console_socket: str | None = None
     detach: bool = False
     pid_file: str | None = None
     cwd: str | None = None
-    env: list[str] = attrs.Factory(list)
+    env: list[str] = field(factory=list)
     user: str | None = None
-    additional_gids: list[int] = attrs.Factory(list)
-    caps: list[str] = attrs.Factory(list)
+    additional_gids: list[int] = field(factory=list)
+    caps: list[str] = field(factory=list)
     no_new_privs: bool = False
     apparmor: str | None = None
     process_label: str | None = None
@@ -83,8 +84,8 @@ def build_process(spec: Spec, opts: ExecOptions) -> Process:
         if not opts.args:
             raise PyociError("exec: no command given (pyoci exec ID CMD [ARG...], or "
                              "--process FILE)")
-        proc = attrs.evolve(spec.process, args=tuple(opts.args), terminal=opts.tty,
-                            console_size=None)
+        proc = evolve(spec.process, args=tuple(opts.args), terminal=opts.tty,
+                      console_size=None)
     changes: dict[str, Any] = {}
     if opts.tty:
         changes["terminal"] = True
@@ -95,9 +96,9 @@ def build_process(spec: Spec, opts: ExecOptions) -> Process:
     user = proc.user
     if opts.user:
         uid, gid = _parse_user(opts.user)
-        user = attrs.evolve(user, uid=uid, gid=user.gid if gid is None else gid)
+        user = evolve(user, uid=uid, gid=user.gid if gid is None else gid)
     if opts.additional_gids:
-        user = attrs.evolve(user, additional_gids=tuple(opts.additional_gids))
+        user = evolve(user, additional_gids=tuple(opts.additional_gids))
     changes["user"] = user
     if opts.caps:
         caps = proc.capabilities or Capabilities()
@@ -117,7 +118,7 @@ def build_process(spec: Spec, opts: ExecOptions) -> Process:
         changes["apparmor_profile"] = opts.apparmor
     if opts.process_label:
         changes["selinux_label"] = opts.process_label
-    proc = attrs.evolve(proc, **changes)
+    proc = evolve(proc, **changes)
     if not proc.args:
         raise PyociError("exec: process.args is empty: nothing to run")
     return proc
@@ -142,7 +143,7 @@ def exec_process(root: str, cid: str, opts: ExecOptions) -> int:
         raise StateError(f'cannot exec in container "{cid}": it is {status}, not running')
     try:
         with open(os.path.join(c.dir, SPEC_FILE)) as f:
-            spec = load_spec(json.load(f))
+            spec = load_spec(jsonio.loads(f.read()))
     except (OSError, ValueError) as exc:
         raise PyociError(f'container "{cid}": its saved config is unreadable: {exc}') from None
     proc = build_process(spec, opts)
@@ -188,7 +189,7 @@ def _spawn(c: Container, spec: Spec, proc: Process, opts: ExecOptions, seccomp: 
 
     if not opts.detach:
         for sig in FORWARDED_SIGNALS:
-            signal.signal(sig, on_signal)
+            signals.signal(sig, on_signal)
     middle = os.fork()
     if middle == 0:
         parent.close()
@@ -226,10 +227,10 @@ def _spawn(c: Container, spec: Spec, proc: Process, opts: ExecOptions, seccomp: 
             write_pid_file(opts.pid_file, pid)
     except BaseException:
         if middle:  # not reaped yet, so the pid is still our child's
-            forward_signal(middle, signal.SIGKILL)
+            forward_signal(middle, signals.SIGKILL)
         if proc_fd >= 0:
             try:
-                signal.pidfd_send_signal(proc_fd, signal.SIGKILL)
+                signals.pidfd_send_signal(proc_fd, signals.SIGKILL)
             except ProcessLookupError:
                 pass
         raise
@@ -251,7 +252,7 @@ def _spawn(c: Container, spec: Spec, proc: Process, opts: ExecOptions, seccomp: 
         for fd in master:
             os.close(fd)
         for sig in FORWARDED_SIGNALS:
-            signal.signal(sig, signal.SIG_DFL)
+            signals.signal(sig, signals.SIG_DFL)
     return exit_status(status)
 
 

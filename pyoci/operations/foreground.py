@@ -4,10 +4,11 @@ signals a user sends to the runtime, relay a terminal, and wait for the exit sta
 from __future__ import annotations
 
 import os
-import signal
 
-FORWARDED_SIGNALS = (signal.SIGHUP, signal.SIGINT, signal.SIGQUIT, signal.SIGTERM,
-                     signal.SIGUSR1, signal.SIGUSR2, signal.SIGWINCH, signal.SIGCONT)
+from pyoci import signals
+
+FORWARDED_SIGNALS = (signals.SIGHUP, signals.SIGINT, signals.SIGQUIT, signals.SIGTERM,
+                     signals.SIGUSR1, signals.SIGUSR2, signals.SIGWINCH, signals.SIGCONT)
 
 
 def forward_signal(pid: int, sig: int) -> None:

@@ -5,10 +5,7 @@ as runc prints it."""
 
 from __future__ import annotations
 
-import json
-import shutil
-import subprocess
-
+from pyoci import jsonio
 from pyoci.errors import PyociError
 from pyoci.operations.common import require_cgroup
 from pyoci.state import Container
@@ -22,11 +19,14 @@ def container_pids(root: str, cid: str) -> list[int]:
 def ps(root: str, cid: str, fmt: str, ps_args: list[str]) -> str:
     pids = container_pids(root, cid)
     if fmt == "json":
-        return json.dumps(pids) + "\n"
+        return jsonio.dumps(pids) + "\n"
     return _ps_table(set(pids), ps_args or ["-ef"])
 
 
 def _ps_table(pids: set[int], ps_args: list[str]) -> str:
+    import shutil
+    import subprocess
+
     exe = shutil.which("ps")
     if exe is None:
         raise PyociError("ps: the ps program is not installed (Debian: procps); "

@@ -4,8 +4,8 @@
 from __future__ import annotations
 
 import os
-import signal
 
+from pyoci import signals
 from pyoci import syscalls as sc
 from pyoci.operations.create import CreateOptions, create
 from pyoci.operations.delete import delete
@@ -40,7 +40,7 @@ def run(root: str, cid: str, opts: CreateOptions, detach: bool = False) -> int:
             pending.append(num)
 
     for sig in FORWARDED_SIGNALS:
-        signal.signal(sig, on_signal)
+        signals.signal(sig, on_signal)
     # runc run with terminal: true and no --console-socket relays the pty itself.
     master: list[int] = []
     if opts.console_socket is None:
@@ -62,7 +62,7 @@ def run(root: str, cid: str, opts: CreateOptions, detach: bool = False) -> int:
         for fd in master:
             os.close(fd)
         for sig in FORWARDED_SIGNALS:
-            signal.signal(sig, signal.SIG_DFL)
+            signals.signal(sig, signals.SIG_DFL)
     delete(root, cid, force=True)
     return exit_status(status)
 

@@ -470,3 +470,68 @@ def test_print_timing(tmp_path: Path) -> None:
             assert ok is True
             runs.append(ms)
         print(f"\n{how}: import + check of BASE_CONFIG, best of 3: {min(runs):.2f} ms")
+
+
+# ------------------------------------------------- the schemas' patterns without re
+
+
+def _pattern_corpus(rng: random.Random) -> Iterator[str]:
+    """Strings near every pattern's edge: versions, cpu lists, sizes, access strings, with
+    newlines (Python's ``$`` matches before a final one), leading zeros, empty parts."""
+    yield from ["", "\n", "\n\n", "/", "/x\n", "x/", "1.0.0", "1.0.0\n", "1.0.0\n\n",
+                "01.0.0", "1.0", "1.0.0-", "1.0.0-rc.1+build.5", "1.0.0-01", "1.0.0-0a",
+                "1.0.0+", "1.0.0+a..b", "1.0.0-alpha..1", "0-3", "0,2,4-7", "0-", ",1", "1,",
+                "2MB", "1GB\n", "MB", "2mB", "12XB", "MB:0=70", "MB:\n", "MB:a\nb", "rwm",
+                "rwmx", "rw\n", "a\nb", "é", "1.0.0-é", "١.0.0", "١"]
+    alphabet = "0123456789.-+,/:abMBKGrwmz\n é١"
+    for _ in range(4000):
+        yield "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 12)))
+    for _ in range(2000):  # mostly well-formed versions, one character changed
+        text = (f"{rng.randint(0, 20)}.{rng.randint(0, 20)}.{rng.randint(0, 20)}"
+                + rng.choice(["", "-rc.1", "-0", "-alpha.beta", "-x-y"])
+                + rng.choice(["", "+b.7", "+exp.sha.5114f85"]))
+        i = rng.randrange(len(text) + 1)
+        yield text[:i] + rng.choice(alphabet) + text[i + 1:]
+
+
+def test_every_schema_pattern_has_a_predicate() -> None:
+    from pyoci.config.patterns import KNOWN
+
+    used: set[str] = set()
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if isinstance(node.get("pattern"), str):
+                used.add(node["pattern"])
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    for path in (REPO / "schemas").glob("*.schema.json"):
+        walk(json.loads(path.read_text()))
+    assert used and used <= KNOWN.keys(), used - KNOWN.keys()
+
+
+def test_pattern_predicates_agree_with_re() -> None:
+    import re
+
+    from pyoci.config.patterns import KNOWN
+
+    corpus = list(_pattern_corpus(random.Random(5)))
+    for pattern, predicate in KNOWN.items():
+        compiled = re.compile(pattern)
+        matched = 0
+        for text in corpus:
+            expected = compiled.search(text) is not None
+            matched += expected
+            assert predicate(text) is expected, (pattern, text)
+        assert 0 < matched < len(corpus), pattern  # the corpus reaches both answers
+
+
+def test_an_unknown_pattern_still_works_through_re() -> None:
+    schema = {"$schema": "https://json-schema.org/draft/2020-12/schema", "pattern": "^a+$"}
+    assert Checker(schema).verdict("aaa") is True
+    assert Checker(schema).verdict("ab") is False
+    assert Checker(schema | {"pattern": "(unclosed"}).verdict("x") is None

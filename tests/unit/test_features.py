@@ -27,6 +27,7 @@ from pyoci.executors import capabilities as caps
 from pyoci.executors import lsm, mounts
 from pyoci.executors import seccomp as sec
 from pyoci.operations import features
+from pyoci.record import fields
 from tests.helpers import base_config
 
 SCHEMA = Path(__file__).resolve().parents[2] / "schemas" / "features.schema.json"
@@ -117,14 +118,14 @@ def test_module_does_not_import_jsonschema() -> None:
 def test_every_listed_hook_is_loaded(doc: dict[str, Any]) -> None:
     for name in doc["hooks"]:
         hooks = load_hooks({name: [{"path": "/bin/true"}]})
-        loaded = [f for f in hooks.__attrs_attrs__ if getattr(hooks, f.name)]
+        loaded = [f for f in fields(hooks) if getattr(hooks, f)]
         assert len(loaded) == 1, f"{name} is not loaded into the model"
 
 
 def test_every_hook_kind_of_the_model_is_listed(doc: dict[str, Any]) -> None:
     from pyoci.config.model import Hooks
 
-    assert len(doc["hooks"]) == len(Hooks.__attrs_attrs__)
+    assert len(doc["hooks"]) == len(fields(Hooks))
 
 
 # --- mount options ----------------------------------------------------------------------
