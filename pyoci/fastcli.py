@@ -154,9 +154,18 @@ def _create_options(opts: dict[str, object], systemd: bool):  # noqa: ANN202
                          preserve_fds=preserve, systemd_cgroup=systemd)
 
 
+def _prime_cgroup_move() -> None:
+    """Start the kernel's wait for a cgroup move now, in the background (see
+    pyoci/cgroups/prime.py): create, run and exec move a process into a cgroup later."""
+    from pyoci.cgroups import prime
+
+    prime.start()
+
+
 def _create(root: str, argv: list[str], systemd: bool) -> int:
     opts, rest = _split(argv, _CREATE_VALUES, _CREATE_FLAGS, False)
     cid = _one_id(rest)
+    _prime_cgroup_move()
     from pyoci.operations.create import create
 
     create(root, cid, _create_options(opts, systemd))
@@ -167,6 +176,7 @@ def _run(root: str, argv: list[str], systemd: bool) -> int:
     opts, rest = _split(argv, _CREATE_VALUES,
                         _CREATE_FLAGS | {"--detach": "detach", "-d": "detach"}, False)
     cid = _one_id(rest)
+    _prime_cgroup_move()
     from pyoci.operations.run import run
 
     return run(root, cid, _create_options(opts, systemd), bool(opts.get("detach")))
@@ -192,6 +202,7 @@ def _exec(root: str, argv: list[str]) -> int:
         raise _Fallback from None
     if preserve < 0:
         raise _Fallback
+    _prime_cgroup_move()
     from pyoci.operations.exec import ExecOptions, exec_process
 
     return exec_process(root, rest[0], ExecOptions(args=rest[1:], preserve_fds=preserve,

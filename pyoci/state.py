@@ -157,10 +157,10 @@ class Container:
         doc = self.doc.get("pyoci", {}).get("cgroup")
         if not doc:
             return False
-        from pyoci.cgroups.manager import manager_from_state
+        from pyoci.cgroups import recorded_frozen
 
         try:
-            return manager_from_state(doc).frozen()
+            return recorded_frozen(doc)
         except OSError:
             return False
 

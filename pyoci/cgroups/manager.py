@@ -32,7 +32,7 @@ import errno
 import os
 import time
 
-from pyoci.cgroups import CgroupError
+from pyoci.cgroups import CgroupError, is_frozen
 from pyoci.errors import describe_oserror
 
 TYPE_CHECKING = False  # typing costs ~3 ms to import; only checkers need it here
@@ -687,13 +687,7 @@ class Manager:
         where = self._freezer_dir()
         if where is None or not self.created:
             return False
-        directory, is_v1 = where
-        try:
-            if is_v1:
-                return _read(os.path.join(directory, "freezer.state")).strip() == "FROZEN"
-            return _events(directory).get("frozen") == "1"
-        except FileNotFoundError:
-            return False
+        return is_frozen(*where)
 
     def _freeze_requested(self) -> bool:
         """A freeze was asked for (freezer.state FREEZING or FROZEN, cgroup.freeze 1),

@@ -261,6 +261,9 @@ def _spawn(c: Container, spec: Spec, opts: CreateOptions, lock_fd: int, cgroup: 
                       caller_umask=current_umask(), seccomp=seccomp_filter)
     import sys
 
+    from pyoci.cgroups import prime
+
+    prime.wait()  # no thread may run across the fork
     sys.stdout.flush()
     sys.stderr.flush()
     middle = os.fork()

@@ -190,6 +190,9 @@ def _spawn(c: Container, spec: Spec, proc: Process, opts: ExecOptions, seccomp: 
     if not opts.detach:
         for sig in FORWARDED_SIGNALS:
             signals.signal(sig, on_signal)
+    from pyoci.cgroups import prime
+
+    prime.wait()  # no thread may run across the fork
     middle = os.fork()
     if middle == 0:
         parent.close()

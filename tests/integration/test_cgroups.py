@@ -146,8 +146,10 @@ def test_pids_limit_stops_a_fork_loop(runtime: Runtime, bundle: Bundle) -> None:
 
 def test_pause_freezes_and_resume_thaws(runtime: Runtime, bundle: Bundle,
                                         host_dir: Path) -> None:
-    cfg = _config(["sh", "-c", "i=0; while true; do i=$((i+1)); echo $i > /shared/n; "
-                   "usleep 20000; done"])
+    # Written to a temp file and renamed: a freeze between `>`'s truncation and the write
+    # would otherwise leave an empty counter for as long as the pause lasts.
+    cfg = _config(["sh", "-c", "i=0; while true; do i=$((i+1)); echo $i > /shared/n.tmp; "
+                   "mv /shared/n.tmp /shared/n; usleep 20000; done"])
     cfg["mounts"].append({"destination": "/shared", "type": "bind", "source": str(host_dir),
                           "options": ["rbind"]})
     _running(runtime, bundle, "cg-pause", cfg)

@@ -1015,3 +1015,23 @@ def test_kill_v1_freezes_signals_thaws(monkeypatch: pytest.MonkeyPatch,
     m.kill(signal.SIGUSR1)
     assert [s[:2] for s in sent] == [(5, signal.SIGUSR1), (6, signal.SIGUSR1)]
     assert m.frozen()
+
+
+@pytest.mark.parametrize(("v1", "content", "expected"), [
+    (True, "FROZEN\n", True), (True, "THAWED\n", False), (True, "FREEZING\n", False),
+    (False, "populated 1\nfrozen 1\n", True), (False, "populated 1\nfrozen 0\n", False),
+    (True, None, False), (False, None, False),
+])
+def test_recorded_frozen_agrees_with_the_manager(tmp_path: Path, v1: bool,
+                                                 content: str | None, expected: bool) -> None:
+    """`state`/`start` read "paused" from the state record without importing the manager
+    (pyoci.cgroups.recorded_frozen); both must say the same for every kernel answer."""
+    d = tmp_path / "c1"
+    d.mkdir()
+    if content is not None:
+        (d / ("freezer.state" if v1 else "cgroup.events")).write_text(content)
+    doc = ({"mode": "v1", "v1": {"freezer": str(d), "pids": str(d)}} if v1 else
+           {"mode": "v2", "v1": {}, "unified": str(d), "unified_mount": str(tmp_path)})
+    assert manager_from_state(doc).frozen() is expected
+    assert pyoci.cgroups.recorded_frozen(doc) is expected
+    assert pyoci.cgroups.recorded_frozen(doc | {"created": False}) is False
