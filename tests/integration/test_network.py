@@ -117,9 +117,9 @@ def test_new_netns_has_loopback_up(rt: NetRuntime, bundle: Bundle) -> None:
 
 _PROBE = """
 import json, sys
-from pyoci.__main__ import main
+from pyoci.__main__ import run_argv
 try:
-    main()
+    code = run_argv(sys.argv[1:])[0]
 except SystemExit as exc:
     code = exc.code
 print(json.dumps({"code": code, "pyroute2": "pyroute2" in sys.modules}))

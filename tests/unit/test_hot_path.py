@@ -16,9 +16,9 @@ HEAVY = ("jsonschema", "pyroute2", "attr", "attrs", "typer", "click")
 _PROBE = """
 import sys
 before = set(sys.modules)
-from pyoci.__main__ import main
+from pyoci.__main__ import run_argv
 try:
-    main()
+    code = run_argv(sys.argv[1:])[0]
 except SystemExit as exc:
     code = exc.code
 added = sorted(set(sys.modules) - before)
@@ -89,3 +89,21 @@ def test_fast_and_full_cli_say_the_same(tmp_path: Path) -> None:
                            "state", "missing"], capture_output=True, text=True, timeout=60)
     assert fast["code"] == full.returncode == 1
     assert fast["stderr"] == full.stderr == 'pyoci: container "missing" does not exist\n'
+
+
+def test_fast_exit_flushes_what_it_printed(tmp_path: Path) -> None:
+    """main() leaves the fast path with os._exit: stdout and stderr must be complete, and
+    the status the command's. (A state written by hand: no container needs to run.)"""
+    d = tmp_path / "c1"
+    d.mkdir()
+    (d / "state.json").write_text(json.dumps({
+        "ociVersion": "1.3.0", "id": "c1", "status": "stopped", "pid": 0,
+        "bundle": "/b", "rootfs": "/b/rootfs", "created": "x", "owner": "root",
+        "annotations": {f"k{i}": "v" * 100 for i in range(200)}}))
+    ok = subprocess.run([sys.executable, "-m", "pyoci", "--root", str(tmp_path), "state", "c1"],
+                        capture_output=True, text=True, timeout=60)
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads(ok.stdout)["annotations"]["k199"] == "v" * 100  # ~25 kB, all there
+    bad = subprocess.run([sys.executable, "-m", "pyoci", "--root", str(tmp_path), "state", "x"],
+                         capture_output=True, text=True, timeout=60)
+    assert (bad.returncode, bad.stderr) == (1, 'pyoci: container "x" does not exist\n')
