@@ -22,18 +22,26 @@ class CgroupError(PyociError):
     JSON path or cgroup file concerned and the kernel's reason."""
 
 
+def read_events(directory: str) -> dict[str, str]:
+    """cgroup.events as a dict ("populated" and "frozen", cgroup-v2.rst); {} if gone."""
+    try:
+        with open(f"{directory}/cgroup.events") as f:
+            text = f.read()
+    except FileNotFoundError:
+        return {}
+    return dict(line.split(None, 1) for line in text.splitlines() if " " in line)
+
+
 def is_frozen(directory: str, is_v1: bool) -> bool:
     """What the kernel says of one cgroup: v1 freezer.state FROZEN, or "frozen 1" in
     cgroup2's cgroup.events (cgroup-v2.rst). A cgroup that is gone is not frozen."""
-    name = "freezer.state" if is_v1 else "cgroup.events"
+    if not is_v1:
+        return read_events(directory).get("frozen") == "1"
     try:
-        with open(f"{directory}/{name}") as f:
-            text = f.read()
+        with open(f"{directory}/freezer.state") as f:
+            return f.read().strip() == "FROZEN"
     except FileNotFoundError:
         return False
-    if is_v1:
-        return text.strip() == "FROZEN"
-    return any(line.split() == ["frozen", "1"] for line in text.splitlines())
 
 
 def recorded_frozen(doc: dict[str, Any]) -> bool:
@@ -66,4 +74,4 @@ def manager_from_state(doc: dict[str, Any]) -> Manager:
 
 
 __all__ = ["CgroupError", "is_frozen", "manager_from_state", "open_manager",
-           "recorded_frozen"]
+           "read_events", "recorded_frozen"]

@@ -32,7 +32,7 @@ import errno
 import os
 import time
 
-from pyoci.cgroups import CgroupError, is_frozen
+from pyoci.cgroups import CgroupError, is_frozen, read_events
 from pyoci.errors import describe_oserror
 
 TYPE_CHECKING = False  # typing costs ~3 ms to import; only checkers need it here
@@ -293,7 +293,7 @@ def _process_count(directory: str) -> tuple[int, str | None]:
         if n:
             count += n
             first = first or dirpath
-    if not count and _events(directory).get("populated") == "1":
+    if not count and read_events(directory).get("populated") == "1":
         return 1, directory
     return count, first
 
@@ -313,18 +313,9 @@ def _frozen_reason(directory: str) -> str | None:
         freeze = ""
     if freeze == "1":
         return f"{directory}/cgroup.freeze is 1"
-    if _events(directory).get("frozen") == "1":
+    if read_events(directory).get("frozen") == "1":
         return f"{directory}/cgroup.events says frozen 1 (an ancestor cgroup is frozen)"
     return None
-
-
-def _events(directory: str) -> dict[str, str]:
-    """cgroup.events as a dict ("populated" and "frozen", cgroup-v2.rst)."""
-    try:
-        text = _read(os.path.join(directory, "cgroup.events"))
-    except FileNotFoundError:
-        return {}
-    return dict(line.split(None, 1) for line in text.splitlines() if " " in line)
 
 
 # --- the manager --------------------------------------------------------------------------
@@ -716,7 +707,7 @@ class Manager:
         deadline = time.monotonic() + FREEZE_TIMEOUT
         delay = 0.001
         while True:
-            if _events(directory).get("frozen", value) == value:
+            if read_events(directory).get("frozen", value) == value:
                 return True
             if time.monotonic() > deadline:
                 return False
