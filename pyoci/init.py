@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 import sys
 
 from pyoci import signals
@@ -29,8 +30,9 @@ from pyoci.executors import (
     process,
     terminal,
 )
-from pyoci.executors.hooks import HookError, preload, run_hooks
+from pyoci.executors.hooks import HookError, run_hooks
 from pyoci.executors.paths import ensure_dir
+from pyoci.executors.trampoline import Trampoline
 from pyoci.record import frozen
 from pyoci.sync import Channel
 
@@ -45,8 +47,7 @@ class InitContext:
     rootfs: str
     bundle: str
     parent_mnt_ns: str
-    state_dirfd: int
-    fifo_name: str
+    fifo_fd: int  # O_PATH, of the exec FIFO itself: a path nobody can chdir through
     joined: list[tuple[str, int]]
     chan: Channel
     caller_umask: int = 0o022
@@ -58,6 +59,28 @@ class InitContext:
 
 class _Failed(Exception):
     pass
+
+
+class _NoImports:
+    """A meta path finder that refuses every import not done yet."""
+
+    @staticmethod
+    def find_spec(name: str, path: object = None, target: object = None) -> None:
+        raise ImportError(f"pyoci bug: {name!r} imported in a container's process after it "
+                          "could reach the container's files (docs/architecture.md)")
+
+
+def seal_imports() -> None:
+    """From here on the process joins or makes the container's mount namespace, mounts
+    into its rootfs and pivots: a path on sys.path may then be the image's, and a lazy
+    import would run the image's code with the runtime's privileges (a planted
+    subprocess.py did, chained with a mount race: docs/security.md). So nothing is
+    imported any more: sys.path is emptied and every import not already done fails
+    loudly. Everything the children need is imported at module level, or by the parent
+    before it forks (hooks.preload)."""
+    sys.path[:] = []
+    sys.path_importer_cache.clear()
+    sys.meta_path.insert(0, _NoImports)  # type: ignore[arg-type]
 
 
 class step:  # noqa: N801 - reads as ``with step(chan, "mount /proc"):``
@@ -91,6 +114,14 @@ def intermediate(ctx: InitContext) -> NoReturn:
     code = 1
     try:
         linux = ctx.spec.linux
+        with step(ctx.chan, "make the runtime process non-dumpable"):
+            # Before any namespace is joined or made, and inherited by the init
+            # (docs/security.md, CVE-2019-5736 class).
+            sc.set_non_dumpable()
+        seal_imports()
+        with step(ctx.chan, "close inherited file descriptors"):
+            sc.close_fds_except(3 + ctx.preserve_fds,
+                                [ctx.chan.fileno(), ctx.fifo_fd, *(fd for _, fd in ctx.joined)])
         # The parent moves us into the container's cgroup first: what we unshare (a cgroup
         # namespace) and fork (the init) must start there.
         ctx.chan.expect("cgroup")
@@ -129,6 +160,9 @@ class ExecContext:
     seccomp: Any = None
     caller_umask: int = 0o022
     preserve_fds: int = 0
+    # Read by the parent from the host's /proc/<init>/setgroups: the container's own /proc
+    # is the container's to fake.
+    setgroups_allowed: bool = True
 
 
 def exec_intermediate(ctx: ExecContext) -> NoReturn:
@@ -136,6 +170,13 @@ def exec_intermediate(ctx: ExecContext) -> NoReturn:
     namespaces; fork, since a joined pid or time namespace applies to children only."""
     code = 1
     try:
+        with step(ctx.chan, "make the runtime process non-dumpable"):
+            sc.set_non_dumpable()  # before the join: see intermediate()
+        seal_imports()
+        with step(ctx.chan, "close inherited file descriptors"):
+            # Nothing of the caller's but stdio and --preserve-fds enters the container.
+            sc.close_fds_except(3 + ctx.preserve_fds,
+                                [ctx.chan.fileno(), *(fd for _, fd in ctx.joined)])
         ctx.chan.expect("cgroup")
         with step(ctx.chan, "join the container's namespaces"):
             namespaces.join(ctx.joined)
@@ -156,12 +197,16 @@ def _exec_process(ctx: ExecContext) -> NoReturn:
         _reset_signals()
         ctx.chan.expect("go")
         with step(ctx.chan, "close inherited file descriptors"):
-            _mark_fds_cloexec(3 + ctx.preserve_fds, keep_closed=ctx.chan.fileno())
-        path, env = become_process(ctx.chan, ctx.process, ctx.seccomp, ctx.caller_umask)
+            # close_range, not a walk of /proc/self/fd: /proc is the container's now.
+            sc.close_fds_except(3 + ctx.preserve_fds, [ctx.chan.fileno()])
+        with step(ctx.chan, "start a new session"):
+            sc.new_session()
+        path, env, hop = become_process(ctx.chan, ctx.process, ctx.seccomp,
+                                        ctx.caller_umask, ctx.setgroups_allowed)
         ctx.chan.send("ready")
         # The channel is close-on-exec: the parent reads end-of-file once execve worked.
         with step(ctx.chan, f"exec {path}"):
-            os.execve(path, list(ctx.process.args), env)
+            hop.execve(path, list(ctx.process.args), env)
     except BaseException:  # noqa: BLE001 - reported through the channel already
         pass
     os._exit(127)
@@ -186,7 +231,16 @@ def _setup_and_exec(ctx: InitContext) -> None:
     chan.expect("go")
 
     with step(chan, "close inherited file descriptors"):
-        _mark_fds_cloexec(3 + ctx.preserve_fds, keep_closed=chan.fileno())
+        # CVE-2024-21626 class: a host directory fd left open here could become the
+        # process's cwd through /proc/self/fd/N. Only stdio, --preserve-fds, the channel
+        # and the exec FIFO's O_PATH fd (not a directory) stay.
+        sc.close_fds_except(3 + ctx.preserve_fds, [chan.fileno(), ctx.fifo_fd])
+    with step(chan, "start a new session"):
+        # runc always does: `kill 0` in the container must not reach the engine's shim
+        # or conmon, and the caller's controlling terminal is left behind.
+        sc.new_session()
+    # From the host's /proc, before the container's replaces it.
+    setgroups = _setgroups_allowed()
     with step(chan, "check the mount namespace"):
         # Safety rule: no mount is made until we know it cannot reach the host.
         if namespaces.ns_inode("self", "mount") == ctx.parent_mnt_ns:
@@ -228,8 +282,6 @@ def _setup_and_exec(ctx: InitContext) -> None:
     state = chan.expect("hooks-done")["state"] | {"pid": os.getpid()}
     with step(chan, "createContainer hooks"):
         run_hooks("createContainer", spec.hooks.create_container, state)
-    if spec.hooks.start_container:
-        preload()  # they run after pivot_root, where nothing can be imported
 
     with step(chan, "pivot_root into rootfs" if not ctx.no_pivot else "move rootfs to /"):
         (mounts.move_into if ctx.no_pivot else mounts.pivot_into)(rootfs)
@@ -258,15 +310,16 @@ def _setup_and_exec(ctx: InitContext) -> None:
     if proc is None:
         # runtime.md: create works without a process; start then MUST fail.
         _ready_then_fail(ctx, state, "process was not set in config.json; nothing to start")
-    path, env = become_process(chan, proc, ctx.seccomp, ctx.caller_umask)
+    path, env, hop = become_process(chan, proc, ctx.seccomp, ctx.caller_umask, setgroups)
+    with step(chan, "check the exec FIFO"):
+        _check_fifo_reachable(ctx.fifo_fd)
     chan.send("ready")
     chan.close()
     # Blocks until `start` opens the FIFO for reading: the container is "created".
-    fifo = os.open(ctx.fifo_name, os.O_WRONLY | os.O_CLOEXEC, dir_fd=ctx.state_dirfd)
-    os.close(ctx.state_dirfd)
+    fifo = _open_fifo(ctx.fifo_fd)
     try:
         run_hooks("startContainer", spec.hooks.start_container, state | {"status": "created"})
-        os.execve(path, list(proc.args), env)
+        hop.execve(path, list(proc.args), env)
     except BaseException as exc:  # noqa: BLE001 - told to `start` through the FIFO
         reason = str(exc) if isinstance(exc, HookError) else f"exec {path}: {describe_oserror(exc)}"
         os.write(fifo, reason.encode())
@@ -274,12 +327,15 @@ def _setup_and_exec(ctx: InitContext) -> None:
     os._exit(1)
 
 
-def become_process(chan: Channel, proc: Process, seccomp: Any, caller_umask: int
-                   ) -> tuple[str, dict[str, str]]:
+def become_process(chan: Channel, proc: Process, seccomp: Any, caller_umask: int,
+                   setgroups: bool) -> tuple[str, dict[str, str], Trampoline]:
     """The process attributes of config.md "Process", in the order that keeps each one
     possible: rlimits, terminal, capabilities across the uid change, umask, cwd, labels,
     no_new_privs, seccomp. Shared by the container's init and `exec`. Returns the program
-    to exec and its environment."""
+    to exec, its environment and the trampoline to exec it through (made first: an
+    rlimit or the seccomp filter could forbid making it later)."""
+    with step(chan, "prepare the exec trampoline"):
+        hop = Trampoline()
     for rl in proc.rlimits:
         with step(chan, f"set rlimit {rl.type}"):
             process.set_rlimit(rl)
@@ -302,7 +358,6 @@ def become_process(chan: Channel, proc: Process, seccomp: Any, caller_umask: int
     with step(chan, "apply the capability bounding set"):
         capabilities.apply_bounding(caps)
     with step(chan, "set user"):
-        setgroups = _setgroups_allowed()
         process.switch_user(proc.user, setgroups)
     with step(chan, "set capabilities"):
         capabilities.apply_sets(caps)
@@ -310,6 +365,7 @@ def become_process(chan: Channel, proc: Process, seccomp: Any, caller_umask: int
     os.umask(caller_umask if proc.user.umask is None else proc.user.umask)
     with step(chan, f"change to cwd {proc.cwd}"):
         os.chdir(proc.cwd)
+        _check_cwd()
     if proc.no_new_privileges:
         with step(chan, "set no_new_privs"):
             sc.set_no_new_privs()
@@ -320,7 +376,50 @@ def become_process(chan: Channel, proc: Process, seccomp: Any, caller_umask: int
     if seccomp is not None and proc.no_new_privileges:
         # As late as possible, so the profile need not allow pyoci's own setup syscalls.
         _load_seccomp(chan, seccomp)
-    return path, env
+    return path, env, hop
+
+
+def _check_cwd() -> None:
+    """runc >= 1.1.12 (CVE-2024-21626): a cwd reached through a descriptor or mount that
+    leads out of the container's root is reported by the kernel as "(unreachable)/...",
+    which getcwd(3) turns into ENOENT. Refuse it rather than start the process there."""
+    try:
+        cwd = os.getcwd()
+    except FileNotFoundError:
+        cwd = ""
+    if not cwd.startswith("/"):
+        raise RuntimeError("current working directory is outside of the container's root "
+                           "-- possible container breakout detected")
+
+
+def _check_fifo_reachable(fifo_fd: int) -> None:
+    """The FIFO is reopened through the container's /proc after `ready` (runc does the
+    same), so check now, while an error can still be reported, that /proc is there and
+    leads to this very FIFO."""
+    want = os.fstat(fifo_fd)
+    try:
+        got = os.stat(f"/proc/self/fd/{fifo_fd}")
+    except OSError as exc:
+        raise RuntimeError(f"/proc/self/fd/{fifo_fd}: {describe_oserror(exc)}: the exec "
+                           "FIFO is reopened through /proc, so the container needs a proc "
+                           "mount at /proc (as with runc)") from None
+    if (got.st_dev, got.st_ino) != (want.st_dev, want.st_ino):
+        raise RuntimeError("/proc in the container does not lead to the exec FIFO: it is not "
+                           "the container's procfs")
+
+
+def _open_fifo(fifo_fd: int) -> int:
+    """Open the exec FIFO for writing through its O_PATH fd (blocks until `start`), check
+    it is the same FIFO, and drop the O_PATH fd: no runtime fd reaches the user's program
+    but this one, which is close-on-exec."""
+    fd = os.open(f"/proc/self/fd/{fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
+    want, got = os.fstat(fifo_fd), os.fstat(fd)
+    if (got.st_dev, got.st_ino) != (want.st_dev, want.st_ino) or not stat.S_ISFIFO(got.st_mode):
+        # Checked before `ready` already; only a /proc swapped since can get here. There
+        # is nobody to tell: exit, and `start` sees the init gone (it watches a pidfd).
+        os._exit(1)
+    os.close(fifo_fd)
+    return fd
 
 
 def _load_seccomp(chan: Channel, seccomp: Any) -> None:
@@ -335,9 +434,11 @@ def _load_seccomp(chan: Channel, seccomp: Any) -> None:
 
 def _ready_then_fail(ctx: InitContext, state: dict, reason: str) -> NoReturn:
     """Be a created container whose start can only fail, with ``reason``."""
+    with step(ctx.chan, "check the exec FIFO"):
+        _check_fifo_reachable(ctx.fifo_fd)
     ctx.chan.send("ready")
     ctx.chan.close()
-    fifo = os.open(ctx.fifo_name, os.O_WRONLY | os.O_CLOEXEC, dir_fd=ctx.state_dirfd)
+    fifo = _open_fifo(ctx.fifo_fd)
     os.write(fifo, reason.encode())
     os._exit(1)
 
@@ -359,16 +460,3 @@ def _setgroups_allowed() -> bool:
             return f.read().strip() != "deny"
     except OSError:
         return True
-
-
-def _mark_fds_cloexec(first: int, keep_closed: int) -> None:
-    """Only stdio and the --preserve-fds ones may reach the user's program -- never our own
-    channel (``keep_closed``), even when it sits where a preserved fd was expected."""
-    for name in os.listdir("/proc/self/fd"):
-        fd = int(name)
-        if fd < 3:
-            continue
-        try:  # the fd listdir itself used is gone by now
-            os.set_inheritable(fd, fd < first and fd != keep_closed)
-        except OSError:
-            pass

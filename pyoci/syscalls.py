@@ -141,6 +141,79 @@ def set_child_subreaper() -> None:
     prctl(PR_SET_CHILD_SUBREAPER, 1)
 
 
+# --- runtime hardening (docs/security.md) ------------------------------------------------
+PR_SET_DUMPABLE = 4
+PROC_SUPER_MAGIC = 0x9FA0
+_MFD_CLOEXEC = 0x1
+_MFD_ALLOW_SEALING = 0x2
+_MFD_EXEC = 0x10  # kernel >= 6.3: say so explicitly where vm.memfd_noexec asks for it
+
+
+def set_non_dumpable() -> None:
+    """prctl(PR_SET_DUMPABLE, 0): /proc/PID/{exe,fd,mem,environ...} of this process become
+    root-owned and closed to ptrace-mode access from anything lacking CAP_SYS_PTRACE in the
+    host's user namespace (CVE-2019-5736 class). Inherited across fork; execve of the
+    user's program gives the flag back to it."""
+    prctl(PR_SET_DUMPABLE, 0)
+
+
+def new_session() -> None:
+    """setsid(2): a session (and process group) of its own, without a controlling terminal.
+    runc does it for every init and exec'd process: engines signal their own group, and a
+    container must not reach the caller's terminal (/dev/tty, TIOCSTI) or kill it with
+    `kill 0`."""
+    os.setsid()
+
+
+def close_fds_except(first: int, keep: tuple[int, ...] | list[int]) -> None:
+    """Close every descriptor >= ``first`` but those in ``keep``, with close_range(2)
+    through os.closerange: it needs no /proc, which may be the container's (and lie)."""
+    low = first
+    for fd in sorted(k for k in keep if k >= first):
+        if fd > low:
+            os.closerange(low, fd)
+        low = fd + 1
+    os.closerange(low, 0x7FFFFFFF)
+
+
+def sealed_memfd(name: str, data: bytes) -> int:
+    """An anonymous, close-on-exec file holding ``data``, sealed against every change
+    (memfd_create(2), F_ADD_SEALS): executing it gives a /proc/PID/exe nobody can write."""
+    try:
+        fd = os.memfd_create(name, _MFD_CLOEXEC | _MFD_ALLOW_SEALING | _MFD_EXEC)
+    except OSError:  # EINVAL before 6.3, which has no MFD_EXEC
+        fd = os.memfd_create(name, _MFD_CLOEXEC | _MFD_ALLOW_SEALING)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        fcntl.fcntl(fd, fcntl.F_ADD_SEALS, fcntl.F_SEAL_SEAL | fcntl.F_SEAL_SHRINK
+                    | fcntl.F_SEAL_GROW | fcntl.F_SEAL_WRITE)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def fexecve(fd: int, args: list[str], env: dict[str, str]) -> None:
+    """execveat(fd, "", AT_EMPTY_PATH) through os.execve; raises OSError on failure."""
+    os.execve(fd, args, env)
+
+
+class _Statfs(ctypes.Structure):
+    _fields_ = [("f_type", ctypes.c_long), ("rest", ctypes.c_long * 15)]
+
+
+_libc.fstatfs.argtypes = [ctypes.c_int, ctypes.c_void_p]
+
+
+def fstatfs_type(fd: int) -> int:
+    """f_type of the filesystem ``fd`` is on (statfs(2)): PROC_SUPER_MAGIC for procfs."""
+    buf = _Statfs()
+    _check(_libc.fstatfs(fd, ctypes.byref(buf)), "fstatfs")
+    return int(buf.f_type)
+
+
 def join_session_keyring(name: str | None = None) -> None:
     """keyctl(KEYCTL_JOIN_SESSION_KEYRING): a fresh session keyring, as runc gives each
     container unless --no-new-keyring, so containers do not share the caller's keys."""

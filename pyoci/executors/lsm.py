@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 
+from pyoci import syscalls as sc
 from pyoci.config.model import Process, Spec
 from pyoci.errors import PyociError
 
@@ -56,8 +57,16 @@ def _write_exec_attr(lsm: str, value: str) -> None:
     path = f"/proc/thread-self/attr/{lsm}/exec"
     if not os.path.exists(path):
         path = "/proc/thread-self/attr/exec"
-    with open(path, "w") as f:
-        f.write(value)
+    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    try:
+        # After `exec` joins the container, /proc is the container's: write the label only
+        # into a real procfs file, never into whatever the image put there (runc checks
+        # the same with fstatfs).
+        if sc.fstatfs_type(fd) != sc.PROC_SUPER_MAGIC:
+            raise PyociError(f"{path} is not on procfs: refusing to write the LSM label there")
+        os.write(fd, value.encode())
+    finally:
+        os.close(fd)
 
 
 def apply_exec_labels(proc: Process) -> None:

@@ -49,9 +49,9 @@ def set_size(fd: int, rows: int, cols: int) -> None:
 
 
 def become_controlling(slave_path: str, uid: int, gid: int) -> None:
-    """New session, the slave as its controlling terminal and as fds 0-2 (runc's
-    dupStdio); the slave is handed to the process's user so it can reopen /dev/tty."""
-    os.setsid()
+    """The slave as the controlling terminal of this session (made by the caller: every
+    init and exec'd process starts one, terminal or not) and as fds 0-2 (runc's dupStdio);
+    the slave is handed to the process's user so it can reopen /dev/tty."""
     fd = os.open(slave_path, os.O_RDWR)
     try:
         os.fchown(fd, uid, gid)

@@ -45,7 +45,6 @@ from pyoci.operations.common import (
 )
 from pyoci.operations.handover import recv_message, serve_process_setup
 from pyoci.state import (
-    EXEC_FIFO,
     LOCK_FILE,
     SPEC_FILE,
     Container,
@@ -175,9 +174,10 @@ def create(root: str, cid: str, opts: CreateOptions) -> Container:
         from pyoci.executors.seccomp import compile_filter
 
         seccomp_filter = compile_filter(spec.linux.seccomp)
-    os.makedirs(root, 0o711, exist_ok=True)
+    # Private to root (runc: 0700): nobody else may reach the FIFO or the records.
+    os.makedirs(root, 0o700, exist_ok=True)
     try:
-        os.mkdir(c.dir, 0o711)
+        os.mkdir(c.dir, 0o700)
     except FileExistsError:
         raise PyociError(f'container "{cid}" already exists') from None
     init_pid = 0
@@ -187,9 +187,8 @@ def create(root: str, cid: str, opts: CreateOptions) -> Container:
                       0o600)
     fcntl.flock(lock_fd, fcntl.LOCK_EX)
     try:
-        os.chmod(c.dir, 0o711)
-        os.mkfifo(c.fifo_path, 0o622)
-        os.chmod(c.fifo_path, 0o622)
+        os.chmod(c.dir, 0o700)
+        _make_exec_fifo(c.fifo_path, spec)
         c.doc = _initial_state(c, spec, doc, opts)
         c.save()
         # exec builds its process from this (validated already) rather than re-reading a
@@ -203,6 +202,32 @@ def create(root: str, cid: str, opts: CreateOptions) -> Container:
     finally:
         os.close(lock_fd)
     return c
+
+
+def _make_exec_fifo(path: str, spec: Spec) -> None:
+    """The exec FIFO, 0600 and owned by the host ids of the container's process user: the
+    init reopens it after it has become that user (through /proc/self/fd, as runc), and
+    nobody else can write a fake start error into it or hold it open."""
+    os.mkfifo(path, 0o600)
+    os.chmod(path, 0o600)
+    user = spec.process.user if spec.process is not None else None
+    if user is None:
+        return
+    uid = _host_id(user.uid, spec.linux.uid_mappings, os.geteuid())
+    gid = _host_id(user.gid, spec.linux.gid_mappings, os.getegid())
+    if (uid, gid) != (os.geteuid(), os.getegid()):
+        os.chown(path, uid, gid)
+
+
+def _host_id(container_id: int, mappings: tuple[Any, ...], unmapped: int) -> int:
+    """``container_id`` seen from the host through a user namespace's mappings (the id
+    itself without them; ``unmapped`` if it is not mapped: setuid fails later anyway)."""
+    if not mappings:
+        return container_id
+    for m in mappings:
+        if m.container_id <= container_id < m.container_id + m.size:
+            return m.host_id + container_id - m.container_id
+    return unmapped
 
 
 def _initial_state(c: Container, spec: Spec, doc: dict[str, Any],
@@ -253,16 +278,24 @@ def _spawn(c: Container, spec: Spec, opts: CreateOptions, lock_fd: int, cgroup: 
     """Fork the intermediate child and drive the conversation up to "ready"."""
     parent, child = Channel.pair()
     joined = namespaces.open_joined(spec.linux)
-    dirfd = os.open(c.dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    # The FIFO itself, not the state directory: an fd of a directory on the host is what
+    # CVE-2024-21626 turned into a cwd outside the container.
+    fifo_fd = os.open(c.fifo_path, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC)
     ctx = InitContext(spec=spec, rootfs=_rootfs(spec, opts.bundle), bundle=opts.bundle,
-                      parent_mnt_ns=namespaces.ns_inode("self", "mount"), state_dirfd=dirfd,
-                      fifo_name=EXEC_FIFO, joined=joined, chan=child, no_pivot=opts.no_pivot,
+                      parent_mnt_ns=namespaces.ns_inode("self", "mount"), fifo_fd=fifo_fd,
+                      joined=joined, chan=child, no_pivot=opts.no_pivot,
                       no_new_keyring=opts.no_new_keyring, preserve_fds=opts.preserve_fds,
                       caller_umask=current_umask(), seccomp=seccomp_filter)
     import sys
 
     from pyoci.cgroups import prime
 
+    if spec.hooks.create_container or spec.hooks.start_container:
+        from pyoci.executors.hooks import preload
+
+        preload()  # the init runs them where it may import nothing (init.seal_imports)
+    if any("tmpcopyup" in m.options for m in spec.mounts):
+        import shutil  # noqa: F401 - mounts.py copies up with it, in the sealed init
     prime.wait()  # no thread may run across the fork
     sys.stdout.flush()
     sys.stderr.flush()
@@ -272,7 +305,7 @@ def _spawn(c: Container, spec: Spec, opts: CreateOptions, lock_fd: int, cgroup: 
         os.close(lock_fd)  # the lock belongs to this create, not to the container
         intermediate(ctx)  # never returns
     child.close()
-    os.close(dirfd)
+    os.close(fifo_fd)
     for _, fd in joined:
         os.close(fd)
     init_pid = 0

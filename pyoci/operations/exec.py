@@ -175,7 +175,8 @@ def _spawn(c: Container, spec: Spec, proc: Process, opts: ExecOptions, seccomp: 
     parent, child = Channel.pair()
     joined = _container_namespaces(spec, c.pid)
     ctx = ExecContext(process=proc, joined=joined, chan=child, seccomp=seccomp,
-                      caller_umask=current_umask(), preserve_fds=opts.preserve_fds)
+                      caller_umask=current_umask(), preserve_fds=opts.preserve_fds,
+                      setgroups_allowed=_setgroups_allowed(c.pid))
     sys.stdout.flush()
     sys.stderr.flush()
     pending: list[int] = []
@@ -257,6 +258,16 @@ def _spawn(c: Container, spec: Spec, proc: Process, opts: ExecOptions, seccomp: 
         for sig in FORWARDED_SIGNALS:
             signals.signal(sig, signals.SIG_DFL)
     return exit_status(status)
+
+
+def _setgroups_allowed(pid: int) -> bool:
+    """Whether the container's user namespace lets its processes call setgroups(2), read
+    from the host's /proc before joining: inside, /proc is the container's and may lie."""
+    try:
+        with open(f"/proc/{pid}/setgroups") as f:
+            return f.read().strip() != "deny"
+    except OSError:
+        return True
 
 
 def _expect(chan: Channel, kind: str, doing: str, watch: int | None = None
