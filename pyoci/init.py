@@ -357,6 +357,9 @@ def become_process(chan: Channel, proc: Process, seccomp: Any, caller_umask: int
     caps = proc.capabilities or Capabilities()
     with step(chan, "apply the capability bounding set"):
         capabilities.apply_bounding(caps)
+    if not proc.terminal:  # a terminal's slave was given to the user already
+        with step(chan, "hand stdio to the process user"):
+            process.fix_stdio_permissions(proc.user.uid)
     with step(chan, "set user"):
         process.switch_user(proc.user, setgroups)
     with step(chan, "set capabilities"):

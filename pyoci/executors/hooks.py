@@ -8,6 +8,8 @@ container; for poststart and poststop only a warning.
 
 from __future__ import annotations
 
+import os
+
 from pyoci import jsonio
 from pyoci.errors import PyociError
 
@@ -31,16 +33,32 @@ def preload() -> None:
     import subprocess  # noqa: F401
 
 
+# Run in the runtime's namespaces, so in the bundle directory as runc (which chdirs there).
+RUNTIME_NAMESPACE_HOOKS = ("prestart", "createRuntime", "poststart", "poststop")
+
+
+def _hook_env(hook: Hook) -> dict[str, str]:
+    """hook.env when given; otherwise the runtime's own environment, as runc and crun pass
+    it (Go's exec.Cmd with a nil Env)."""
+    if not hook.env:
+        return dict(os.environ)
+    return dict(e.split("=", 1) if "=" in e else (e, "") for e in hook.env)
+
+
+def _hook_cwd(kind: str, state: dict[str, Any]) -> str:
+    bundle = state.get("bundle")
+    return bundle if kind in RUNTIME_NAMESPACE_HOOKS and isinstance(bundle, str) else "/"
+
+
 def run_hook(kind: str, index: int, hook: Hook, state: dict[str, Any]) -> None:
     import subprocess
 
     argv = list(hook.args) or [hook.path]
     name = f"{kind} hook #{index} ({hook.path})"
     try:
-        proc = subprocess.Popen(argv, executable=hook.path, env=dict(
-            e.split("=", 1) if "=" in e else (e, "") for e in hook.env),
+        proc = subprocess.Popen(argv, executable=hook.path, env=_hook_env(hook),
             stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-            close_fds=True, cwd="/")
+            close_fds=True, cwd=_hook_cwd(kind, state))
     except OSError as exc:
         raise HookError(f"{name}: cannot run: {exc.strerror.lower()}") from None
     try:

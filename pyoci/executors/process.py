@@ -32,6 +32,29 @@ def set_oom_score_adj(value: int) -> None:
         f.write(str(value))
 
 
+_DEV_NULL = os.makedev(1, 3)
+
+
+def fix_stdio_permissions(uid: int) -> None:
+    """Hand stdio to the process's user, as runc's fixStdioPermissions does: a uid-1000
+    process must be able to `echo hello > /dev/stdout` (reopening its own fd 1) -- a
+    common entrypoint and logging pattern. Only the uid changes; /dev/null and what
+    already belongs to the user are left alone, and so is a file the kernel will not
+    chown here (EINVAL: gid not mapped; EPERM: owner not mapped; EROFS)."""
+    for fd in (0, 1, 2):
+        try:
+            st = os.fstat(fd)
+        except OSError:
+            continue  # not open
+        if st.st_uid == uid or (stat.S_ISCHR(st.st_mode) and st.st_rdev == _DEV_NULL):
+            continue
+        try:
+            os.fchown(fd, uid, st.st_gid)
+        except OSError as exc:
+            if exc.errno not in (errno.EINVAL, errno.EPERM, errno.EROFS):
+                raise
+
+
 def switch_user(user: User, setgroups_allowed: bool = True) -> None:
     """Groups first, then gid, then uid: once the uid changes, the rest is forbidden."""
     if setgroups_allowed:

@@ -125,12 +125,14 @@ def _check_supported(spec: Spec, doc: dict[str, Any], opts: CreateOptions) -> No
 
 
 def _socket_activation_fds() -> int:
-    """systemd socket activation (sd_listen_fds(3)), as runc honours it: LISTEN_FDS sockets
-    from fd 3 on, meant for us when LISTEN_PID is unset or our pid, are passed on to the
-    container's process ahead of the --preserve-fds ones."""
+    """systemd socket activation (sd_listen_fds(3)), as runc honours it (go-systemd's
+    activation.Files): LISTEN_FDS sockets from fd 3 on are passed on to the container's
+    process ahead of the --preserve-fds ones only when LISTEN_PID is set and is our own
+    pid. Without LISTEN_PID the fds were not meant for us -- a caller's stray fd 3 (a
+    host directory) must not reach the container."""
     try:
         count = int(os.environ.get("LISTEN_FDS", "0"))
-        owner = int(os.environ.get("LISTEN_PID", str(os.getpid())))
+        owner = int(os.environ.get("LISTEN_PID", "0"))
     except ValueError:
         return 0
     return count if count > 0 and owner == os.getpid() else 0

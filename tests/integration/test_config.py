@@ -734,6 +734,8 @@ def test_listen_fds_come_first(runtime: Runtime, bundle: Bundle) -> None:
 
     cfg = sh('read x <&3; read y <&4; echo "$x $y $LISTEN_FDS $LISTEN_PID"')
     env = {k: v for k, v in os.environ.items() if not k.startswith("LISTEN_")}
+    # As systemd does: LISTEN_PID names the process it execs (the shell's pid, kept by exec).
+    runtime.cmd = ["sh", "-c", 'LISTEN_PID=$$ exec "$@"', "sh", *runtime.cmd]
     try:
         out = run_ok(runtime, bundle, cfg, "lfd", "--preserve-fds", "1", preexec_fn=place,
                      close_fds=False, env=env | {"LISTEN_FDS": "1"})
@@ -741,6 +743,22 @@ def test_listen_fds_come_first(runtime: Runtime, bundle: Bundle) -> None:
         for fd in fds:
             os.close(fd)
     assert out.split() == ["three", "four", "1", "1"]
+
+
+def test_listen_fds_without_listen_pid_are_not_passed(runtime: Runtime, bundle: Bundle) -> None:
+    """sd_listen_fds(3) and runc: the fds are ours only when LISTEN_PID is our pid. Without
+    it, a caller's stray fd 3 (here a host directory) must not reach the container."""
+    fds, place = _fds_3_and_4()
+    cfg = sh('{ if read x <&3; then echo "got-$x"; else echo none; fi; } 2>/dev/null; '
+             'echo "[$LISTEN_FDS]"')
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LISTEN_")}
+    try:
+        out = run_ok(runtime, bundle, cfg, "nolfd", preexec_fn=place, close_fds=False,
+                     env=env | {"LISTEN_FDS": "1"})
+    finally:
+        for fd in fds:
+            os.close(fd)
+    assert out.split() == ["none", "[]"]
 
 
 # ---------------------------------------------------------------------------- references
