@@ -11,6 +11,8 @@ Where ``_json`` is missing (not CPython) it falls back to :mod:`json`.
 
 from __future__ import annotations
 
+import os
+
 TYPE_CHECKING = False  # typing costs ~3 ms to import; only checkers need it here
 if TYPE_CHECKING:
     from typing import Any
@@ -19,6 +21,16 @@ try:
     import _json
 except ImportError:  # pragma: no cover - other interpreters
     _json = None  # type: ignore[assignment]
+
+#: The most pyoci reads of one JSON document from outside (config.json, ``exec --process``,
+#: ``update --resources``). runc has no limit, but a 1 GB config.json then costs 2 GB of
+#: memory and /dev/zero ends in MemoryError; real configs are kilobytes (a full seccomp
+#: profile is ~20 KiB) and Kubernetes caps all annotations together at 256 KiB.
+MAX_DOCUMENT_BYTES = 16 * 1024 * 1024
+#: The deepest nesting accepted from outside: the spec's own structures are at most 7
+#: levels deep; validation and the model are recursive, and a document nested ~1000 deep
+#: used to end in RecursionError. Go's encoding/json stops at 10000.
+MAX_DEPTH = 64
 
 _INF = float("inf")
 _CONSTANTS = {"-Infinity": -_INF, "Infinity": _INF, "NaN": float("nan")}
@@ -65,6 +77,45 @@ def loads(data: str | bytes) -> Any:
     if end != len(text) and text[end:].strip(_WHITESPACE):
         return _json_loads(text)  # raises "Extra data"
     return value
+
+
+class TooLarge(ValueError):
+    """A document over the size limit of :func:`read_bounded`."""
+
+
+def read_bounded(fd: int, limit: int = MAX_DOCUMENT_BYTES) -> bytes:
+    """Everything readable from ``fd``, or TooLarge as soon as more than ``limit`` bytes
+    came: what is read is bounded whatever the file is (a huge file, /dev/zero, a pipe)."""
+    chunks: list[bytes] = []
+    total = 0
+    while True:
+        chunk = os.read(fd, min(1 << 20, limit + 1 - total))
+        if not chunk:
+            return b"".join(chunks)
+        total += len(chunk)
+        if total > limit:
+            raise TooLarge(f"larger than {limit // (1024 * 1024)} MiB, the most pyoci reads")
+        chunks.append(chunk)
+
+
+def too_deep(doc: Any, limit: int = MAX_DEPTH) -> str | None:
+    """The top-level key (or index) under which ``doc`` nests objects/arrays more than
+    ``limit`` levels deep, "" for the document itself; None when it does not. Iterative:
+    the check itself cannot hit the recursion limit."""
+    if type(doc) is not dict and type(doc) is not list:
+        return None
+    stack: list[tuple[Any, int, Any]] = [(doc, 1, "")]
+    pop, push = stack.pop, stack.append
+    while stack:
+        value, depth, top = pop()
+        if depth > limit:
+            return str(top)
+        items = value.items() if type(value) is dict else enumerate(value)
+        for key, item in items:
+            kind = type(item)
+            if kind is dict or kind is list:
+                push((item, depth + 1, key if depth == 1 else top))
+    return None
 
 
 def _float(value: float) -> str:

@@ -1,8 +1,20 @@
 """runc-compatible logging to ``--log`` in text or JSON lines.
 
-containerd's shim reads the ``--log`` file back (JSON lines with ``level``, ``msg`` and
-``time``) to report a failure to its user, so every error and warning goes there as well as
-to stderr. Kept free of the ``logging`` package: one write per message is all we need.
+Where each message goes is runc's rule (runc 1.1 main.go: logrus writes to the ``--log``
+file when one is given, to stderr otherwise; ``fatal`` also prints the error on stderr):
+
+* with ``--log FILE``: warnings, info and (with ``--debug``) debug lines go to the file
+  only; errors go to the file *and* stderr;
+* without ``--log``: warnings and errors go to stderr, info and debug lines too with
+  ``--debug``.
+
+Engines depend on both halves. During ``create`` the runtime's stderr is the container's
+own stderr under Docker (containerd's shim) and podman (conmon), so a warning written there
+shows up in ``docker logs`` as if the container had printed it; and containerd's shim reads
+the last ``level=error`` line of the ``--log`` file (pkg/process/utils.go
+getLastRuntimeError) while go-runc folds the runtime's stderr into the error it returns
+(runOrError), which is where the shim looks for "container not running" or "does not
+exist" (checkKillError). Kept free of the ``logging`` package: one write per message.
 """
 
 from __future__ import annotations
@@ -38,7 +50,8 @@ def _format(level: str, msg: str) -> str:
 
 
 def emit(level: str, msg: str) -> None:
-    """Write one message to the --log file (if any); warnings and errors also to stderr."""
+    """Write one message to the --log file if there is one, else to stderr (warnings and
+    errors; every level with --debug). Errors go to stderr in any case (see above)."""
     if _LEVELS[level] < _threshold:
         return
     line = _format(level, msg) + "\n"
@@ -49,7 +62,8 @@ def emit(level: str, msg: str) -> None:
             os.write(fd, line.encode())
         finally:
             os.close(fd)
-    if level in ("warning", "error") or (_path is None and _threshold == _LEVELS["debug"]):
+    if level == "error" or (_path is None and (level == "warning"
+                                               or _threshold == _LEVELS["debug"])):
         prefix = "" if level == "error" else f"{level}: "
         sys.stderr.write(f"pyoci: {prefix}{msg}\n")
         sys.stderr.flush()

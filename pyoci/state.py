@@ -8,11 +8,12 @@ nothing heavy.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 
 from pyoci import jsonio
-from pyoci.errors import ContainerNotFound, PyociError
+from pyoci.errors import ContainerNotFound, PyociError, describe_oserror
 
 TYPE_CHECKING = False  # typing costs ~3 ms to import; only checkers need it here
 if TYPE_CHECKING:
@@ -23,6 +24,19 @@ STATE_FILE = "state.json"
 EXEC_FIFO = "exec.fifo"
 LOCK_FILE = ".lock"
 SPEC_FILE = "config.json"  # the validated config, kept for exec
+#: The second record: the init's pid and start time, the cgroup and the bridge network,
+#: written (before state.json) whenever one of them changes. If state.json is damaged,
+#: ``delete --force`` still finds what to kill and remove (issue 11, item 8).
+RECOVERY_FILE = "recovery.json"
+
+#: state.json holds the config's annotations and hooks; config.json is capped at
+#: jsonio.MAX_DOCUMENT_BYTES, so four times that is more than any state pyoci writes.
+MAX_STATE_BYTES = 4 * jsonio.MAX_DOCUMENT_BYTES
+_S_IFMT, _S_IFREG = 0o170000, 0o100000
+PID_MAX_LIMIT = 4 * 1024 * 1024  # include/linux/threads.h: no pid is larger
+#: O_NOFOLLOW: a symlinked state file is never followed (it could make delete act on
+#: another container's record); O_NONBLOCK: a FIFO in its place cannot hang the command.
+_READ_FLAGS = os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK
 
 # runc's rule (``^[\w+-\.]+$`` with Go's ASCII \w): letters, digits, '_', '+', '-' and
 # '.', but never a path ('.', '..'). Checked without :mod:`re`, which costs ~8 ms to import.
@@ -49,6 +63,93 @@ def write_json_atomic(path: str, doc: Any, mode: int = 0o600) -> None:
     os.rename(tmp, path)
 
 
+class UnreadableState(PyociError):
+    """A state (or recovery) file exists but cannot be used: ``why`` says what is wrong."""
+
+    def __init__(self, cid: str, path: str, why: str) -> None:
+        self.why = why
+        super().__init__(f'container "{cid}": its state file {path} is unreadable ({why}); '
+                         '"delete --force" removes it')
+
+
+def read_record(path: str, limit: int = MAX_STATE_BYTES) -> bytes:
+    """The bytes of a regular file, never through a symlink, at most ``limit`` of them.
+
+    Raises FileNotFoundError when it does not exist and ValueError (with the reason) when
+    it is a symlink, not a regular file, too large or unreadable."""
+    try:
+        fd = os.open(path, _READ_FLAGS)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise ValueError("it is a symbolic link, which is never followed") from None
+        raise ValueError(describe_oserror(exc)) from None
+    try:
+        st = os.fstat(fd)
+        if st.st_mode & _S_IFMT != _S_IFREG:
+            raise ValueError("not a regular file")
+        if st.st_size > limit:
+            raise ValueError(f"larger than {limit} bytes")
+        chunks = []
+        total = 0
+        while True:
+            chunk = os.read(fd, max(st.st_size + 1 - total, 65536))
+            if not chunk:
+                break
+            total += len(chunk)
+            if total > limit:
+                raise ValueError(f"larger than {limit} bytes")
+            chunks.append(chunk)
+        return b"".join(chunks)
+    except OSError as exc:
+        raise ValueError(describe_oserror(exc)) from None
+    finally:
+        os.close(fd)
+
+
+def _is_int(value: Any) -> bool:
+    return type(value) is int
+
+
+def _state_problem(doc: Any) -> str | None:
+    """What makes a parsed state document unusable, or None. Every field a command reads
+    is checked here, once: a damaged record is reported (and skipped by `list`) instead of
+    crashing whichever command happens to read the bad field."""
+    if not isinstance(doc, dict):
+        return "not a JSON object"
+    for key in ("ociVersion", "bundle"):
+        if type(doc.get(key)) is not str:
+            return f"{key} is missing or not a string"
+    for key in ("id", "status", "rootfs", "created", "owner"):
+        if key in doc and type(doc[key]) is not str:
+            return f"{key} is not a string"
+    pid = doc.get("pid")
+    if pid is not None and (not _is_int(pid) or not 0 <= pid <= PID_MAX_LIMIT):
+        return f"pid {pid!r} is not a process id"
+    ann = doc.get("annotations")
+    if ann is not None and (not isinstance(ann, dict)
+                            or not all(type(v) is str for v in ann.values())):
+        return "annotations is not a map of strings"
+    if "pyoci" not in doc:
+        return None
+    own = doc["pyoci"]
+    if not isinstance(own, dict):
+        return "pyoci is not an object"
+    start = own.get("initStartTime")
+    if start is not None and not _is_int(start):
+        return "pyoci.initStartTime is not an integer"
+    for key in ("cgroup", "hooks", "network", "resources"):
+        if key in own and not isinstance(own[key], dict):
+            return f"pyoci.{key} is not an object"
+    hooks = own.get("hooks") or {}
+    for kind, entries in hooks.items():
+        if entries is not None and (not isinstance(entries, list) or not all(
+                isinstance(h, dict) and type(h.get("path")) is str for h in entries)):
+            return f"pyoci.hooks.{kind} is not a list of hooks"
+    return None
+
+
 def proc_stat(pid: int) -> tuple[str, int] | None:
     """(state letter, start time in clock ticks) from /proc/<pid>/stat, None if gone."""
     try:
@@ -71,6 +172,7 @@ class Container:
         self.dir = os.path.join(root, cid)
         self.doc: dict[str, Any] = {}
         self._holding_lock = False
+        self._recovery_text = ""
 
     # -- files -------------------------------------------------------------------------
     @property
@@ -86,22 +188,62 @@ class Container:
 
     def load(self) -> Container:
         try:
-            with open(self.state_path, "rb") as f:
-                raw = f.read()
+            raw = read_record(self.state_path)
         except FileNotFoundError:
             raise ContainerNotFound(self.id) from None
+        except ValueError as exc:
+            raise UnreadableState(self.id, self.state_path, str(exc)) from None
         try:
             doc = jsonio.loads(raw)
-            if not isinstance(doc, dict) or not {"ociVersion", "bundle"} <= doc.keys():
-                raise ValueError("incomplete")
-        except (ValueError, UnicodeDecodeError):
-            raise PyociError(f'container "{self.id}": its state file {self.state_path} is '
-                             'unreadable; "delete --force" removes it') from None
+        except (ValueError, UnicodeDecodeError, RecursionError, MemoryError):
+            raise UnreadableState(self.id, self.state_path, "not valid JSON") from None
+        problem = _state_problem(doc)
+        if problem is not None:
+            raise UnreadableState(self.id, self.state_path, problem)
         self.doc = doc
+        self._recovery_text = jsonio.dumps(self._recovery())
         return self
 
     def save(self) -> None:
+        """state.json, atomically; first the recovery record when what it holds changed
+        (so it never lags behind state.json: whatever state.json says was made, the
+        recovery record says too)."""
+        rec = self._recovery()
+        text = jsonio.dumps(rec)
+        if text != self._recovery_text and (rec["pid"] or rec["cgroup"] or rec["network"]):
+            write_json_atomic(os.path.join(self.dir, RECOVERY_FILE), rec)
+        self._recovery_text = text
         write_json_atomic(self.state_path, self.doc)
+
+    def _recovery(self) -> dict[str, Any]:
+        own = self.doc.get("pyoci") or {}
+        return {"id": self.id, "pid": self.doc.get("pid") or 0,
+                "initStartTime": own.get("initStartTime") or 0,
+                "newPidNamespace": bool(own.get("newPidNamespace")),
+                "cgroup": own.get("cgroup"), "network": own.get("network")}
+
+    def load_recovery(self) -> dict[str, Any] | None:
+        """The recovery record as a minimal state document (for delete --force when
+        state.json is unusable): None when there is none (nothing was made yet); raises
+        UnreadableState when it exists but is damaged too."""
+        path = os.path.join(self.dir, RECOVERY_FILE)
+        try:
+            rec = jsonio.loads(read_record(path))
+        except FileNotFoundError:
+            return None
+        except (ValueError, UnicodeDecodeError, RecursionError, MemoryError) as exc:
+            raise UnreadableState(self.id, path, str(exc) or "not valid JSON") from None
+        if not isinstance(rec, dict):
+            raise UnreadableState(self.id, path, "not a JSON object")
+        doc = {"ociVersion": "", "bundle": "", "id": self.id, "status": "stopped",
+               "pid": rec.get("pid"),
+               "pyoci": {k: rec[k] for k in ("initStartTime", "newPidNamespace", "cgroup",
+                                             "network") if rec.get(k) is not None}}
+        problem = _state_problem(doc)
+        if problem is not None:
+            raise UnreadableState(self.id, path, problem)
+        self.doc = doc
+        return doc
 
     def locked(self) -> _Locked:
         """Hold the per-container lock (``with c.locked():``): commands on one id run one
@@ -129,9 +271,9 @@ class Container:
         if self._holding_lock:
             return False
         try:
-            fd = os.open(os.path.join(self.dir, LOCK_FILE), os.O_RDONLY | os.O_CLOEXEC)
-        except FileNotFoundError:
-            return False
+            fd = os.open(os.path.join(self.dir, LOCK_FILE), _READ_FLAGS)
+        except OSError:
+            return False  # no lock (or not a file): nobody can hold it
         try:
             fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -186,6 +328,39 @@ class Container:
         return out
 
 
+def open_lock(c: Container) -> int:
+    """An fd of ``<dir>/.lock`` to flock. A lock file that went missing (removed by hand,
+    or a create killed between its mkdir and the lock) is made again: without it the
+    container could never be deleted. A symlink or other non-file in its place is
+    replaced. Only inside an existing container directory (never creates one)."""
+    path = os.path.join(c.dir, LOCK_FILE)
+    for _ in range(3):
+        try:
+            fd = os.open(path, _READ_FLAGS | os.O_CREAT, 0o600)
+        except FileNotFoundError:
+            c.load()  # the directory is gone: says "does not exist" (or "unreadable")
+            raise ContainerNotFound(c.id) from None
+        except OSError as exc:
+            if exc.errno not in (errno.ELOOP, errno.ENXIO, errno.EISDIR):
+                raise PyociError(f"lock {path}: {describe_oserror(exc)}") from None
+            _remove_entry(path)
+            continue
+        if os.fstat(fd).st_mode & _S_IFMT == _S_IFREG:
+            return fd
+        os.close(fd)
+        _remove_entry(path)
+    raise PyociError(f"lock {path}: cannot be made a regular file")
+
+
+def _remove_entry(path: str) -> None:
+    try:
+        os.unlink(path)
+    except IsADirectoryError:
+        os.rmdir(path)
+    except FileNotFoundError:
+        pass
+
+
 class _Locked:
     """The context manager behind :meth:`Container.locked` (a class: contextlib costs
     ~1.5 ms to import on the hot path)."""
@@ -196,11 +371,7 @@ class _Locked:
 
     def __enter__(self) -> Container:
         c = self.c
-        try:
-            self.fd = os.open(os.path.join(c.dir, LOCK_FILE), os.O_RDONLY | os.O_CLOEXEC)
-        except FileNotFoundError:
-            c.load()  # says "does not exist" or "unreadable", whichever is true
-            raise ContainerNotFound(c.id) from None
+        self.fd = open_lock(c)
         try:
             fcntl.flock(self.fd, fcntl.LOCK_EX)
             c._holding_lock = True
@@ -216,7 +387,10 @@ class _Locked:
             self.fd = -1
 
 
-def list_containers(root: str) -> list[Container]:
+def list_containers(root: str, problems: list[str] | None = None) -> list[Container]:
+    """Every container under ``root`` whose state can be read. One that cannot is left
+    out (with why in ``problems``), as runc's list does ("load container X: ..."): one
+    damaged record must not hide all the others."""
     try:
         names = sorted(os.listdir(root))
     except FileNotFoundError:
@@ -224,7 +398,14 @@ def list_containers(root: str) -> list[Container]:
     out = []
     for name in names:
         try:
-            out.append(Container(root, name).load())
-        except (PyociError, ValueError):
-            continue
+            c = Container(root, name)
+        except PyociError:
+            continue  # not a container id: pyoci's own entries ("@network")
+        try:
+            out.append(c.load())
+        except ContainerNotFound:
+            continue  # a directory without state: a create just starting, or a leftover
+        except PyociError as exc:
+            if problems is not None:
+                problems.append(f"load container {name}: {exc}")
     return out

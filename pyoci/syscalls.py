@@ -406,3 +406,29 @@ def bpf_prog_get_fd_by_id(prog_id: int) -> int:
     attr = ctypes.create_string_buffer(_BPF_ATTR_SIZE)
     struct.pack_into("=I", attr, 0, prog_id)
     return _bpf(BPF_PROG_GET_FD_BY_ID, attr, f"BPF_PROG_GET_FD_BY_ID {prog_id}")
+
+
+# --- mounts-security: openat2(2) for in-rootfs resolution (issue 11 item 3) ---------------
+_SYS_NUMBERS["openat2"] = (437, 437)  # one number on every architecture (kernel >= 5.6)
+RESOLVE_NO_XDEV = 0x01
+RESOLVE_NO_MAGICLINKS = 0x02
+RESOLVE_NO_SYMLINKS = 0x04
+RESOLVE_BENEATH = 0x08
+RESOLVE_IN_ROOT = 0x10
+
+
+class _OpenHow(ctypes.Structure):
+    _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64),
+                ("resolve", ctypes.c_uint64)]
+
+
+def openat2(dirfd: int, path: str, flags: int, resolve: int, mode: int = 0) -> int:
+    """openat2(dirfd, path, {flags, mode, resolve}): the kernel resolves ``path`` with the
+    RESOLVE_* rules in one call (RESOLVE_IN_ROOT: '/' and '..' stop at ``dirfd``, as if
+    chrooted there, and it fails with EAGAIN rather than race a rename). Raises OSError;
+    ENOSYS before Linux 5.6 (or where seccomp hides it)."""
+    how = _OpenHow(flags | os.O_CLOEXEC, mode, resolve)
+    return _check(_libc.syscall(ctypes.c_long(_sysno("openat2")), ctypes.c_long(dirfd),
+                                ctypes.c_char_p(os.fsencode(path)),
+                                ctypes.c_void_p(ctypes.addressof(how)),
+                                ctypes.c_long(ctypes.sizeof(how))), path)

@@ -229,14 +229,17 @@ def manager_from_state(doc: dict[str, Any]) -> Manager:
         base = doc.get("unified_base")
         created = doc.get("created", True)
         parents = [str(p) for p in doc.get("parents") or []]
+        planned = [str(p) for p in doc.get("planned") or []]
     except (KeyError, TypeError, AttributeError) as exc:
         raise CgroupError(f"state.json: malformed cgroup record {doc!r}") from exc
     if mode not in ("v1", "v2", "hybrid"):
         raise CgroupError(f"state.json: unknown cgroup mode {mode!r}")
     if not isinstance(created, bool) or not (base is None or isinstance(base, str)):
         raise CgroupError(f"state.json: malformed cgroup record {doc!r}")
-    return Manager(mode, v1, unified, mount, unified_base=base, created=created,
-                   parents=parents)
+    mgr = Manager(mode, v1, unified, mount, unified_base=base, created=created,
+                  parents=parents)
+    mgr.planned = planned
+    return mgr
 
 
 # --- small file helpers -------------------------------------------------------------------
@@ -345,6 +348,9 @@ class Manager:
         self.unified_base = unified_base if self.unified else None
         self.created = created
         self.parents = list(parents)
+        #: Before create: the levels it is about to mkdir (see to_state), so that a create
+        #: killed between two mkdirs leaves directories delete can still find.
+        self.planned: list[str] | None = None
         self._record: dict[str, Any] = {}
 
     def __repr__(self) -> str:
@@ -361,10 +367,19 @@ class Manager:
         create) holds what create made once it returns, and a refused create leaves it
         saying ``created: false``, so that cleaning up touches nothing.
         """
+        if not self.created and self.planned is None:
+            # Recorded before the first mkdir: the directories create will make (those
+            # missing now). A create SIGKILLed between two mkdirs used to leave a record
+            # saying "created: false" and so an empty directory nobody removed (issue 11,
+            # item 12: name=systemd, 4 of 125 trials). Only missing ones are listed: a
+            # directory that existed before is never removed on the strength of this.
+            self.planned = [level for d in self.directories()
+                            for level in self._missing_levels(d)]
         self._record.update({
             "mode": self.mode, "v1": dict(self.v1), "unified": self.unified,
             "unified_mount": self.unified_mount, "unified_base": self.unified_base,
-            "created": self.created, "parents": list(self.parents)})
+            "created": self.created, "parents": list(self.parents),
+            "planned": [] if self.created else list(self.planned or [])})
         return self._record
 
     def directories(self) -> list[str]:
@@ -813,6 +828,7 @@ class Manager:
         create did not succeed removes nothing: the directories are not the container's.
         """
         if not self.created:
+            self._remove_planned()
             return
         failures = []
         for top in self.directories():
@@ -832,6 +848,20 @@ class Manager:
                     failures.append(f"{level}: {describe_oserror(exc)}")
         if failures:
             raise CgroupError("removing the container's cgroup: " + "; ".join(failures))
+
+
+    def _remove_planned(self) -> None:
+        """After a create interrupted between its mkdirs: rmdir (never recursively, never
+        a process killed) each level it planned to make, deepest first. One in use or
+        with children is someone else's by now and stays; gone ones are fine."""
+        for level in sorted(set(self.planned or ()), key=lambda p: p.rstrip("/").count("/"),
+                            reverse=True):
+            try:
+                os.rmdir(level)
+            except OSError as exc:
+                if exc.errno not in (errno.EBUSY, errno.ENOTEMPTY, errno.ENOENT):
+                    raise CgroupError(f"removing the cgroup {level}: "
+                                      f"{describe_oserror(exc)}") from exc
 
 
 def _cpuset_file(directory: str, name: str) -> str | None:

@@ -12,7 +12,7 @@ from pyoci import jsonio
 from pyoci.config.loader import load_spec
 from pyoci.config.schema import schema_problems
 from pyoci.config.semantic import semantic_problems
-from pyoci.errors import ConfigError, PyociError
+from pyoci.errors import ConfigError, PyociError, describe_oserror
 
 TYPE_CHECKING = False  # typing costs ~3 ms to import; only checkers need it here
 if TYPE_CHECKING:
@@ -21,23 +21,52 @@ if TYPE_CHECKING:
     from pyoci.config.model import Spec
 
 
-def read_config(bundle: str) -> dict[str, Any]:
-    path = os.path.join(bundle, "config.json")
-    try:
-        with open(path, "rb") as f:
-            raw = f.read()
-    except FileNotFoundError:
-        raise PyociError(f"bundle {bundle!r}: config.json not found") from None
-    except OSError as exc:
-        raise PyociError(f"read {path}: {exc.strerror.lower()}") from None
+def parse_document(raw: bytes, source: str) -> Any:
+    """A JSON document from outside, parsed with every failure as a ConfigError naming
+    ``source``: not UTF-8, not JSON, nested deeper than jsonio.MAX_DEPTH (validation and
+    the model are recursive), or too big for memory. Never a traceback."""
     try:
         doc = jsonio.loads(raw)
     except UnicodeDecodeError as exc:
-        raise ConfigError([("", f"not valid UTF-8: {exc.reason}")]) from None
+        raise ConfigError([("", f"not valid UTF-8: {exc.reason}")], source=source) from None
+    except RecursionError:
+        doc = None
+        deep = ""
+    except MemoryError:
+        raise ConfigError([("", "not enough memory to parse it")], source=source) from None
     except ValueError as exc:  # json.JSONDecodeError
         raise ConfigError([("", f"not valid JSON: {getattr(exc, 'msg', exc)} at line "
                                 f"{getattr(exc, 'lineno', '?')} column "
-                                f"{getattr(exc, 'colno', '?')}")]) from None
+                                f"{getattr(exc, 'colno', '?')}")], source=source) from None
+    else:
+        deep = jsonio.too_deep(doc)
+    if deep is not None:
+        raise ConfigError([(deep, f"nested more than {jsonio.MAX_DEPTH} levels deep")],
+                          source=source)
+    return doc
+
+
+def read_document(path: str, what: str) -> bytes:
+    """The bytes of ``path``, at most jsonio.MAX_DOCUMENT_BYTES (PyociError beyond)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise PyociError(f"read {path}: {describe_oserror(exc)}") from None
+    try:
+        return jsonio.read_bounded(fd)
+    except jsonio.TooLarge as exc:
+        raise PyociError(f"{what} {path}: {exc}") from None
+    except OSError as exc:
+        raise PyociError(f"read {path}: {describe_oserror(exc)}") from None
+    finally:
+        os.close(fd)
+
+
+def read_config(bundle: str) -> dict[str, Any]:
+    path = os.path.join(bundle, "config.json")
+    if not os.path.lexists(path):
+        raise PyociError(f"bundle {bundle!r}: config.json not found")
+    doc = parse_document(read_document(path, "config"), "config.json")
     if not isinstance(doc, dict):
         raise ConfigError([("", f"expected a JSON object, found {type(doc).__name__}")])
     return doc

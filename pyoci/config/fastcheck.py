@@ -10,8 +10,13 @@ module does not say "valid".
 Scope: exactly the draft 2020-12 keywords that schemas/*.schema.json use, with the
 semantics of jsonschema's Draft202012Validator, keyword by keyword:
 
-* ``type``: "integer" is a non-bool int or a float with a zero fraction (1.0 is an
-  integer, 1.5 and true are not); "number" is a non-bool int or float;
+* ``type``: "integer" is a non-bool int: a JSON number written with a fraction or an
+  exponent (``1.0``, ``-0.0``, ``1e3``) is not one, unlike draft 2020-12's "zero
+  fraction" rule. runc decodes config.json with Go's encoding/json, which refuses such a
+  number for an integer field (``strconv.ParseInt("1.0")`` fails: "cannot unmarshal
+  number 1.0 into ... of type uint32"), and pyoci's executors need real ints (an
+  integral float once crashed the seccomp compilation). schema.py's jsonschema
+  validator uses the same rule. "number" is a non-bool int or float;
 * ``minimum``/``maximum``/``exclusiveMinimum``: Python's ``<``/``>``/``<=`` on numbers
   only (so NaN passes, as in jsonschema);
 * ``pattern``: ``re.search`` (unanchored) on strings only; ``minLength`` counts code points;
@@ -106,7 +111,7 @@ def _is_type(name: str, x: Any) -> bool:
         if t is int:
             return True
         if t is float:
-            return x.is_integer()
+            return False  # written with a fraction or exponent: see the module docstring
         return _is_number(x)  # False for the other JSON types, Unsure for the rest
     if name == "number":
         return _is_number(x)

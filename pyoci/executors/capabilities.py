@@ -4,9 +4,14 @@ Order matters (capabilities(7)): the bounding set is reduced first, while we sti
 CAP_SETPCAP; keep-caps carries the permitted set across the switch to the container's
 uid; then capset() sets effective/permitted/inheritable exactly, and ambient capabilities
 are raised last (each must already be permitted and inheritable).
-Names the running kernel does not know are skipped with a warning, as runc does
-(config.md: such values MUST be logged as a warning); names nobody knows are rejected
-at validation.
+Names pyoci or the running kernel does not know are skipped with a warning, as runc does
+("ignoring unknown or unavailable capabilities"): config.md "Process" says an unknown or
+unsupported value MUST be logged as a warning and the runtime SHOULD NOT fail. Newer
+engines name capabilities older kernels lack (CAP_PERFMON, CAP_BPF, ...), so refusing
+them would refuse those engines' default configs. ``pyoci validate`` lists them as
+warnings. An ambient capability that is not both permitted and inheritable cannot be
+raised (capabilities(7)); it is left out with a debug line only, as runc ignores that
+EINVAL silently.
 """
 
 from __future__ import annotations

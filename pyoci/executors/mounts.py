@@ -3,6 +3,15 @@
 
 Runs in the container's init, in its own mount namespace: `init` checks that the
 namespace is not the runtime's before the first call into this module.
+
+Every target is resolved inside the root to an O_PATH fd (:mod:`pyoci.executors.paths`)
+and mounted onto ``/proc/self/fd/N``, never onto a path string the kernel would resolve
+again (CVE-2021-30465). A later operation on the same mount (the remount that applies a
+bind's flags, propagation, tmpcopyup) resolves the destination again and refuses, as runc
+does ("possibly malicious path detected"), when it no longer leads to the same place.
+
+Nothing here imports lazily: this module runs after the init's first mount, when the
+directories on ``sys.path`` may be covered or swapped (docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -12,7 +21,12 @@ import stat
 
 from pyoci import syscalls as sc
 from pyoci.config.model import Mount
-from pyoci.executors.paths import ensure_dir, ensure_file
+from pyoci.errors import PyociError
+from pyoci.executors.paths import Root, UnsafePath, fd_path, resolve
+
+TYPE_CHECKING = False  # annotations only: the init imports nothing it does not run
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 # option -> (flags to set, flags to clear); mount(8)'s names, as runc accepts them.
 _FLAG_OPTIONS: dict[str, tuple[int, int]] = {
@@ -77,8 +91,12 @@ class ParsedOptions:
         self.data = ",".join(data) or None
 
 
-def existing_flags(path: str) -> int:
-    """Mount flags currently on ``path`` that a remount must repeat."""
+class MountError(PyociError):
+    """A mount refused for what the rootfs holds (its message is the whole reason)."""
+
+
+def existing_flags(path: str | int) -> int:
+    """Mount flags currently on ``path`` (or O_PATH fd) that a remount must repeat."""
     f_flag = os.statvfs(path).f_flag
     return sum(ms for st, ms in _ST_TO_MS if f_flag & st)
 
@@ -133,6 +151,63 @@ def _source_path(m: Mount, bundle: str) -> str:
     return src if os.path.isabs(src) else os.path.join(bundle, src)
 
 
+def _mount(source: str | None, target: int, fstype: str | None, flags: int,
+           data: str | None = None, what: str = "") -> None:
+    """mount(2) onto the file ``target`` (an fd) itself, through its /proc/self/fd link."""
+    try:
+        sc.mount(source, fd_path(target), fstype, flags, data)
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror, what or exc.filename) from None
+
+
+def _reopen(root: Root, destination: str, where: str) -> int:
+    """An fd of what ``destination`` leads to now (the mount just made there), which must
+    be the place the first resolution found: runc's check against a path swapped between
+    two operations (CVE-2021-30465, "possibly malicious path detected")."""
+    fd = resolve(root, destination)
+    try:
+        now = root.host_path(fd)
+    except BaseException:
+        os.close(fd)
+        raise
+    if now != where:
+        os.close(fd)
+        raise UnsafePath(f"possibly malicious path detected: {destination} led to {where} "
+                         f"and now leads to {now}; refusing to operate on it")
+    return fd
+
+
+#: Filesystems runc mounts only on an ordinary directory, and the destinations that must
+#: be one whatever is mounted there: a symlink /proc would put procfs elsewhere and leave
+#: the masked and read-only paths under /proc unapplied (issue 11 item 6).
+_ORDINARY_TYPES = ("proc", "sysfs")
+_ORDINARY_DESTINATIONS = ("/proc", "/sys")
+
+
+def _needs_ordinary_dir(m: Mount) -> bool:
+    return m.type in _ORDINARY_TYPES or \
+        os.path.normpath("/" + m.destination) in _ORDINARY_DESTINATIONS
+
+
+def _open_target(root: Root, m: Mount, create: str) -> int:
+    """The destination's fd, created inside the rootfs if missing. For procfs/sysfs (and
+    /proc, /sys) no symlink may be on the way and the end must be a directory, as runc
+    requires: 'filesystem "proc" must be mounted on ordinary directory'."""
+    if not _needs_ordinary_dir(m):
+        return resolve(root, m.destination, create=create)
+    fstype = m.type or "bind"
+    try:
+        fd = resolve(root, m.destination, create="dir", symlinks=False)
+    except UnsafePath as exc:
+        raise MountError(f'filesystem "{fstype}" must be mounted on ordinary directory: '
+                         f"{exc}") from None
+    if not stat.S_ISDIR(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise MountError(f'filesystem "{fstype}" must be mounted on ordinary directory: '
+                         f"{m.destination} is not a directory")
+    return fd
+
+
 def mount_entry(rootfs: str, bundle: str, m: Mount, mount_label: str | None = None,
                 cgroup_ns: bool = False) -> None:
     """Mount one entry of config.json's `mounts` at its place inside the rootfs.
@@ -143,53 +218,134 @@ def mount_entry(rootfs: str, bundle: str, m: Mount, mount_label: str | None = No
     if mount_label and m.type not in ("proc", "sysfs", "cgroup", "cgroup2") and not is_bind(m):
         opts.data = f'{opts.data},context="{mount_label}"' if opts.data \
             else f'context="{mount_label}"'
-
-    if m.type == "cgroup":
-        _mount_cgroup(rootfs, m.destination, opts, cgroup_ns)
-        return
-    if is_bind(m):
-        src = _source_path(m, bundle)
-        st = os.stat(src)
-        dest = (ensure_dir(rootfs, m.destination) if stat.S_ISDIR(st.st_mode)
-                else ensure_file(rootfs, m.destination))
-        bind_flags = sc.MS_BIND | (opts.flags & sc.MS_REC)
-        sc.mount(src, dest, "bind", bind_flags)
-        extra = opts.flags & ~(sc.MS_BIND | sc.MS_REC | sc.MS_REMOUNT)
-        if extra:
-            # The bind ignores the other flags; a remount applies them (and must keep the
-            # ones already locked on the source mount).
-            sc.mount(src, dest, "bind", sc.MS_BIND | sc.MS_REMOUNT | extra
-                     | (existing_flags(dest) & ~sc.MS_RDONLY) | (opts.flags & sc.MS_REC))
-    else:
-        dest = ensure_dir(rootfs, m.destination)
-        if opts.tmpcopyup and m.type == "tmpfs":
-            _mount_tmpfs_copyup(dest, m.source or "tmpfs", opts)
+    with Root(rootfs) as root:
+        if m.type == "cgroup":
+            _mount_cgroup(root, m.destination, opts, cgroup_ns)
+            return
+        if is_bind(m):
+            src = _source_path(m, bundle)
+            st = os.stat(src)
+            fd = _open_target(root, m, "dir" if stat.S_ISDIR(st.st_mode) else "file")
+            try:
+                where = root.host_path(fd)
+                _mount(src, fd, "bind", sc.MS_BIND | (opts.flags & sc.MS_REC), None,
+                       m.destination)
+            finally:
+                os.close(fd)
+            extra = opts.flags & ~(sc.MS_BIND | sc.MS_REC | sc.MS_REMOUNT)
+            if extra:
+                # The bind ignores the other flags; a remount applies them (and must keep
+                # the ones already locked on the source mount).
+                fd = _reopen(root, m.destination, where)
+                try:
+                    _mount(src, fd, "bind", sc.MS_BIND | sc.MS_REMOUNT | extra
+                           | (existing_flags(fd) & ~sc.MS_RDONLY) | (opts.flags & sc.MS_REC),
+                           None, m.destination)
+                finally:
+                    os.close(fd)
         else:
-            sc.mount(m.source or m.type or "none", dest, m.type, opts.flags, opts.data)
-    for prop in opts.propagation:
-        sc.mount(None, dest, None, prop)
+            fd = _open_target(root, m, "dir")
+            try:
+                where = root.host_path(fd)
+                if opts.tmpcopyup and m.type == "tmpfs":
+                    _mount_tmpfs_copyup(root, fd, m.destination, where, m.source or "tmpfs",
+                                        opts)
+                else:
+                    _mount(m.source or m.type or "none", fd, m.type, opts.flags, opts.data,
+                           m.destination)
+            finally:
+                os.close(fd)
+        for prop in opts.propagation:
+            fd = _reopen(root, m.destination, where)
+            try:
+                _mount(None, fd, None, prop, None, m.destination)
+            finally:
+                os.close(fd)
 
 
-def _mount_tmpfs_copyup(dest: str, source: str, opts: ParsedOptions) -> None:
+def _mount_tmpfs_copyup(root: Root, target: int, destination: str, where: str, source: str,
+                        opts: ParsedOptions) -> None:
     """runc's `tmpcopyup` extension: the tmpfs starts with a copy of what the image had
-    at that path. An fd opened before the mount still reaches the covered directory."""
-    import shutil
-
-    covered = os.open(dest, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    at that path. An fd opened before the mount still reaches the covered directory; the
+    copy goes fd to fd (no path is resolved twice, no module imported: see the top)."""
+    covered = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=target)
     try:
-        sc.mount(source, dest, "tmpfs", opts.flags & ~sc.MS_RDONLY, opts.data)
-        src = f"/proc/self/fd/{covered}"
-
-        def copy(s: str, d: str) -> None:
-            shutil.copy2(s, d, follow_symlinks=False)
-            st = os.lstat(s)
-            os.lchown(d, st.st_uid, st.st_gid)
-
-        shutil.copytree(src, dest, symlinks=True, dirs_exist_ok=True, copy_function=copy)
+        _mount(source, target, "tmpfs", opts.flags & ~sc.MS_RDONLY, opts.data, destination)
+        top_path = _reopen(root, destination, where)
+        try:
+            top = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=top_path)
+        finally:
+            os.close(top_path)
+        try:
+            _copy_tree(covered, top)
+            st = os.fstat(covered)
+            os.fchmod(top, stat.S_IMODE(st.st_mode))
+            os.utime(top, ns=(st.st_atime_ns, st.st_mtime_ns))
+        finally:
+            os.close(top)
         if opts.flags & sc.MS_RDONLY:
-            sc.mount(source, dest, "tmpfs", sc.MS_REMOUNT | opts.flags, opts.data)
+            fd = _reopen(root, destination, where)
+            try:
+                _mount(source, fd, "tmpfs", sc.MS_REMOUNT | opts.flags, opts.data, destination)
+            finally:
+                os.close(fd)
     finally:
         os.close(covered)
+
+
+_DIR_OPEN = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def _copy_tree(src: int, dst: int) -> None:
+    """Copy directory ``src``'s entries into ``dst`` (both fds) with their type, mode,
+    owner and times; symlinks copied as links, devices and fifos re-made."""
+    with os.scandir(src) as entries:
+        names = [e.name for e in entries]
+    for name in names:
+        st = os.stat(name, dir_fd=src, follow_symlinks=False)
+        kind = stat.S_IFMT(st.st_mode)
+        if kind == stat.S_IFDIR:
+            try:
+                os.mkdir(name, 0o700, dir_fd=dst)
+            except FileExistsError:
+                pass
+            s = os.open(name, _DIR_OPEN, dir_fd=src)
+            try:
+                d = os.open(name, _DIR_OPEN, dir_fd=dst)
+                try:
+                    _copy_tree(s, d)
+                    _copy_meta(d, st)
+                finally:
+                    os.close(d)
+            finally:
+                os.close(s)
+        elif kind == stat.S_IFREG:
+            s = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=src)
+            try:
+                d = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+                            | os.O_CLOEXEC, 0o600, dir_fd=dst)
+                try:
+                    while os.sendfile(d, s, None, 1 << 20) > 0:
+                        pass
+                    _copy_meta(d, st)
+                finally:
+                    os.close(d)
+            finally:
+                os.close(s)
+        else:
+            if kind == stat.S_IFLNK:
+                os.symlink(os.readlink(name, dir_fd=src), name, dir_fd=dst)
+            else:
+                os.mknod(name, st.st_mode, st.st_rdev, dir_fd=dst)
+            os.chown(name, st.st_uid, st.st_gid, dir_fd=dst, follow_symlinks=False)
+            os.utime(name, ns=(st.st_atime_ns, st.st_mtime_ns), dir_fd=dst,
+                     follow_symlinks=False)
+
+
+def _copy_meta(fd: int, st: os.stat_result) -> None:
+    os.fchown(fd, st.st_uid, st.st_gid)  # before the mode: chown clears set-id bits
+    os.fchmod(fd, stat.S_IMODE(st.st_mode))
+    os.utime(fd, ns=(st.st_atime_ns, st.st_mtime_ns))
 
 
 def _host_cgroup_mounts() -> list[tuple[str, str, str]]:
@@ -214,55 +370,95 @@ def _own_cgroups() -> dict[str, str]:
     return out
 
 
-def _mount_hierarchy(sub: str, fstype: str, data: str | None, flags: int,
-                     host_dir: str, fresh: bool) -> None:
+def _mount_hierarchy(reopen: Callable[[], int], fstype: str, data: str | None, flags: int,
+                     host_dir: str, fresh: bool, what: str) -> None:
     """In a cgroup namespace a fresh cgroup mount is rooted at the container's cgroup. Without
     one it would show the host's whole tree, so the container gets a bind of its own cgroup
     directory instead, as runc does; the same when the kernel refuses the fresh mount (a
-    user namespace without a cgroup namespace)."""
-    if fresh:
-        try:
-            sc.mount(fstype, sub, fstype, flags, data)
-            return
-        except PermissionError:
-            pass
-    sc.mount(host_dir, sub, "bind", sc.MS_BIND | sc.MS_REC)
+    user namespace without a cgroup namespace). ``reopen`` gives a new fd of the mount
+    point each time (the second one reaches the bind just made)."""
+    fd = reopen()
+    try:
+        if fresh:
+            try:
+                _mount(fstype, fd, fstype, flags, data, what)
+                return
+            except PermissionError:
+                pass
+        _mount(host_dir, fd, "bind", sc.MS_BIND | sc.MS_REC, None, what)
+    finally:
+        os.close(fd)
     if flags:
-        sc.mount(host_dir, sub, "bind", sc.MS_BIND | sc.MS_REMOUNT | sc.MS_REC | flags
-                 | existing_flags(sub))
+        fd = reopen()
+        try:
+            _mount(host_dir, fd, "bind", sc.MS_BIND | sc.MS_REMOUNT | sc.MS_REC | flags
+                   | existing_flags(fd), None, what)
+        finally:
+            os.close(fd)
 
 
-def _mount_cgroup(rootfs: str, destination: str, opts: ParsedOptions,
+def _mount_cgroup(root: Root, destination: str, opts: ParsedOptions,
                   cgroup_ns: bool) -> None:
     """A `cgroup` mount: cgroup2 where the host is unified; on a v1 or hybrid host, a
     tmpfs holding one mount per host hierarchy (controllers named as on the host). Each
     shows only the container's own cgroup (see :func:`_mount_hierarchy`)."""
-    dest = ensure_dir(rootfs, destination)
+    fd = resolve(root, destination, create="dir")
+    try:
+        where = root.host_path(fd)
+    finally:
+        os.close(fd)
+
+    def again() -> int:
+        return _reopen(root, destination, where)
+
     hierarchies = _host_cgroup_mounts()
     own = _own_cgroups()
     if any(mp == "/sys/fs/cgroup" and t == "cgroup2" for mp, t, _ in hierarchies):
-        _mount_hierarchy(dest, "cgroup2", None, opts.flags,
-                         "/sys/fs/cgroup" + own.get("", "/"), cgroup_ns)
+        _mount_hierarchy(again, "cgroup2", None, opts.flags,
+                         "/sys/fs/cgroup" + own.get("", "/"), cgroup_ns, destination)
         return
-    sc.mount("tmpfs", dest, "tmpfs", opts.flags & ~sc.MS_RDONLY, "mode=755")
-    for mp, fstype, superopts in hierarchies:
-        if not mp.startswith("/sys/fs/cgroup/"):
-            continue
-        sub = os.path.join(dest, os.path.basename(mp))
-        os.makedirs(sub, exist_ok=True)
-        if fstype == "cgroup2":
-            _mount_hierarchy(sub, "cgroup2", None, opts.flags, mp + own.get("", "/"),
-                             cgroup_ns)
-            continue
-        controllers = [o for o in superopts.split(",")
-                       if o not in ("rw", "ro") and not o.startswith("release_")
-                       and o not in ("noprefix", "clone_children", "xattr", "cpuset_v2_mode")
-                       ] or superopts.split(",")
-        key = next((k for k in own if set(k.split(",")) == set(controllers)), None)
-        _mount_hierarchy(sub, "cgroup", ",".join(controllers), opts.flags,
-                         mp + (own.get(key, "/") if key is not None else "/"), cgroup_ns)
+    fd = again()
+    try:
+        _mount("tmpfs", fd, "tmpfs", opts.flags & ~sc.MS_RDONLY, "mode=755", destination)
+    finally:
+        os.close(fd)
+    top = again()  # the tmpfs just made: ours alone, its names cannot be swapped
+    try:
+        for mp, fstype, superopts in hierarchies:
+            if not mp.startswith("/sys/fs/cgroup/"):
+                continue
+            name = os.path.basename(mp)
+            try:
+                os.mkdir(name, 0o755, dir_fd=top)
+            except FileExistsError:
+                pass
+
+            def sub(name: str = name) -> int:
+                return os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_DIRECTORY
+                               | os.O_CLOEXEC, dir_fd=top)
+
+            what = f"{destination.rstrip('/')}/{name}"
+            if fstype == "cgroup2":
+                _mount_hierarchy(sub, "cgroup2", None, opts.flags, mp + own.get("", "/"),
+                                 cgroup_ns, what)
+                continue
+            controllers = [o for o in superopts.split(",")
+                           if o not in ("rw", "ro") and not o.startswith("release_")
+                           and o not in ("noprefix", "clone_children", "xattr",
+                                         "cpuset_v2_mode")
+                           ] or superopts.split(",")
+            key = next((k for k in own if set(k.split(",")) == set(controllers)), None)
+            _mount_hierarchy(sub, "cgroup", ",".join(controllers), opts.flags,
+                             mp + (own.get(key, "/") if key is not None else "/"), cgroup_ns,
+                             what)
+    finally:
+        os.close(top)
     if opts.flags & sc.MS_RDONLY:
-        sc.mount("tmpfs", dest, "tmpfs", sc.MS_REMOUNT | opts.flags, "mode=755")
+        fd = again()
+        try:
+            _mount("tmpfs", fd, "tmpfs", sc.MS_REMOUNT | opts.flags, "mode=755", destination)
+        finally:
+            os.close(fd)
 
 
 def pivot_into(rootfs: str) -> None:
@@ -291,25 +487,112 @@ def move_into(rootfs: str) -> None:
     os.chdir("/")
 
 
-def mask_path(path: str) -> None:
-    """config-linux.md "Masked Paths": make the path unreadable inside the container."""
+def _procfs_usable() -> bool:
+    """After pivot_root, /proc/self/fd is the container's: usable to name fds only when a
+    real procfs is mounted there (the config's proc mount), not the image's directory."""
     try:
-        st = os.lstat(path)
-    except FileNotFoundError:
-        return
-    if stat.S_ISDIR(st.st_mode):
-        sc.mount("tmpfs", path, "tmpfs", sc.MS_RDONLY)
-    else:
-        sc.mount("/dev/null", path, None, sc.MS_BIND)
+        fd = os.open("/proc/self/fd", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        return sc.fstatfs_type(fd) == sc.PROC_SUPER_MAGIC
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
+def _is_dev_null(st: os.stat_result) -> bool:
+    return stat.S_ISCHR(st.st_mode) and st.st_rdev == os.makedev(1, 3)
+
+
+def _dev_null(root: Root) -> int:
+    """O_PATH|O_NOFOLLOW fd of the container's /dev/null, verified to be the character
+    device 1:3. CVE-2025-31133 (GHSA-9493-h29p-rfm2, fixed in runc 1.2.8/1.3.3): masks
+    bound from an unverified /dev/null that was a symlink to /proc/sys/kernel/core_pattern
+    became writable binds of it. runc and crun (PR #2253) refuse such a /dev/null; so does
+    pyoci (it replaces a fake one itself when it owns /dev, see devices.py)."""
+    try:
+        dev = resolve(root, "/dev", symlinks=False)
+    except (OSError, UnsafePath):  # no /dev, or not a directory: no /dev/null either
+        dev = -1
+    try:
+        fd = os.open("null", os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dev) \
+            if dev >= 0 else -1
+    except OSError:
+        fd = -1
+    finally:
+        if dev >= 0:
+            os.close(dev)
+    if fd >= 0 and _is_dev_null(os.fstat(fd)):
+        return fd
+    if fd >= 0:
+        os.close(fd)
+    raise MountError("/dev/null in the container is not the null device (character device "
+                     "1:3; a symlink, file or other device is there); refusing to bind it "
+                     "over a masked path (CVE-2025-31133)")
+
+
+def _need_procfs(path: str) -> None:
+    if not _procfs_usable():
+        raise MountError(f"{path}: no procfs at /proc in the container to name the mount's "
+                         "target by its fd; masked and read-only paths need the proc mount "
+                         "at /proc (as does the exec FIFO, as with runc)")
+
+
+def mask_path(path: str) -> None:
+    """config-linux.md "Masked Paths": make the path unreadable inside the container.
+
+    Directories get a read-only tmpfs, files a read-only bind of the verified /dev/null,
+    as runc does. Runs after pivot_root: the target is resolved from '/' to an fd (a
+    genuinely absent path is skipped); /proc itself could not have been a symlink (see
+    :func:`_open_target`), so the paths under it are procfs's own."""
+    with Root("/") as root:
+        try:
+            fd = resolve(root, path)
+        except FileNotFoundError:
+            return
+        try:
+            _need_procfs(path)
+            where = root.host_path(fd)
+            if stat.S_ISDIR(os.fstat(fd).st_mode):
+                _mount("tmpfs", fd, "tmpfs", sc.MS_RDONLY, None, path)
+                return
+            null = _dev_null(root)
+            try:
+                _mount(fd_path(null), fd, None, sc.MS_BIND, None, path)
+            finally:
+                os.close(null)
+        finally:
+            os.close(fd)
+        fd = _reopen(root, path, where)
+        try:
+            _mount(None, fd, None, sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY
+                   | existing_flags(fd), None, path)
+        finally:
+            os.close(fd)
 
 
 def readonly_path(path: str) -> None:
-    """config-linux.md "Readonly Paths": bind the path onto itself and remount it ro."""
-    if not os.path.lexists(path):
-        return
-    sc.mount(path, path, None, sc.MS_BIND | sc.MS_REC)
-    sc.mount(path, path, None, sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY | sc.MS_REC
-             | existing_flags(path))
+    """config-linux.md "Readonly Paths": bind the path onto itself and remount it ro,
+    through fds (a genuinely absent path is skipped)."""
+    with Root("/") as root:
+        try:
+            fd = resolve(root, path)
+        except FileNotFoundError:
+            return
+        try:
+            _need_procfs(path)
+            where = root.host_path(fd)
+            _mount(fd_path(fd), fd, None, sc.MS_BIND | sc.MS_REC, None, path)
+        finally:
+            os.close(fd)
+        fd = _reopen(root, path, where)
+        try:
+            _mount(None, fd, None, sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY | sc.MS_REC
+                   | existing_flags(fd), None, path)
+        finally:
+            os.close(fd)
 
 
 def readonly_root() -> None:

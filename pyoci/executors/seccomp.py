@@ -24,9 +24,14 @@ Choices, with the rule behind each:
 * The native architecture is always in the filter (libseccomp adds it), whatever
   ``architectures`` says: the runtime itself runs native code until execve.
 * A name libseccomp knows is accepted even where an added architecture lacks that call
-  (libseccomp leaves it out there). A name libseccomp does not know at all is an error
-  by default; ``strict_names=False`` skips it the way runc and crun do, and lists it in
-  :attr:`SeccompFilter.skipped_names` for the caller to warn about.
+  (libseccomp leaves it out there). A name libseccomp does not know at all is skipped,
+  as runc (libcontainer/seccomp: "unknown seccomp syscall %q ignored") and crun do, with
+  one warning line on the log naming every such call; it is listed in
+  :attr:`SeccompFilter.skipped_names`. Engines' current default profiles name calls newer
+  than this machine's libseccomp (Docker's and podman's name ``mseal``, libseccomp 2.5.4
+  does not know it): refusing them would refuse every default container. A filter that
+  leaves a call the kernel may have out falls to the default action for it, as under runc.
+  ``strict_names=True`` makes such names errors instead (tests, tooling).
 * no_new_privs is left to ``process.noNewPrivileges``: libseccomp would set it on load
   by default, which would silently break set-uid programs in containers that did not
   ask for it.
@@ -36,7 +41,7 @@ from __future__ import annotations
 
 import os
 
-from pyoci import OCI_VERSION, jsonio
+from pyoci import OCI_VERSION, jsonio, log
 from pyoci import libseccomp as lib
 from pyoci.errors import ConfigError, PyociError
 from pyoci.sync import send_fds, unix_stream_socket
@@ -429,12 +434,22 @@ def _check_profile(s: Seccomp, strict_names: bool
     return default, arches, flags, rules, skipped
 
 
-def compile_filter(s: Seccomp, *, strict_names: bool = True) -> SeccompFilter:
+def skipped_warning(skipped: Sequence[tuple[str, str]]) -> str:
+    """The one warning line for the system call names the filter left out."""
+    listed = ", ".join(f"{name} ({path})" for path, name in skipped)
+    return (f"{_ROOT}: ignoring system calls libseccomp {lib.version_string()} does not know: "
+            f"{listed}")
+
+
+def compile_filter(s: Seccomp, *, strict_names: bool = False,
+                   warn: bool = True) -> SeccompFilter:
     """Check ``linux.seccomp`` and build its filter; raise before anything is loaded.
 
     Raises :class:`ConfigError` for what the profile gets wrong (each problem with its
     JSON path) and :class:`PyociError` for what this libseccomp or kernel cannot do
-    (naming the version needed), including when libseccomp is not installed.
+    (naming the version needed), including when libseccomp is not installed. Unknown
+    system call names are skipped with a warning on the log (``warn=False``: only listed
+    in ``skipped_names``, for `pyoci validate`).
     """
     try:
         lib.api_level()
@@ -455,6 +470,8 @@ def compile_filter(s: Seccomp, *, strict_names: bool = True) -> SeccompFilter:
         flt.release()
         raise PyociError(f"{_ROOT}: the profile compiles to {instructions} BPF instructions; "
                          f"the kernel accepts at most {BPF_MAXINSNS}")
+    if skipped and warn:
+        log.warn(skipped_warning(skipped))
     return SeccompFilter(flt, default_action=default, has_notify=has_notify,
                          skipped_names=tuple(skipped), instructions=instructions)
 

@@ -66,8 +66,12 @@ def now_rfc3339() -> str:
 def remove_dir(path: str) -> None:
     """Remove a container's directory under --root and what is in it (``shutil.rmtree``
     without shutil's imports: bz2, lzma, fnmatch... cost ~3 ms on delete). Symlinks are
-    removed, never followed."""
+    removed, never followed: ``path`` itself too (a symlinked ``<root>/<id>`` must not
+    make delete empty the directory it points to)."""
     try:
+        if os.path.islink(path):
+            os.unlink(path)
+            return
         entries = list(os.scandir(path))
     except FileNotFoundError:
         return
@@ -124,19 +128,77 @@ def require_cgroup(c: Container) -> Manager:
     return mgr
 
 
-def remove_cgroup(c: Container, timeout: float = 10.0) -> None:
-    """Remove the container's cgroup in every hierarchy (runtime.md: delete MUST delete the
-    resources held at create). Processes still in it are killed first when the container
-    had no pid namespace of its own (with one, the init's death took them all)."""
-    mgr = container_cgroup(c)
-    if mgr is None or not mgr.exists():
-        return
+#: How long delete waits for the killed processes to leave the cgroup. SIGKILL'ed tasks
+#: exit in milliseconds; this only bounds a pathological case (a task stuck in the kernel).
+KILL_TIMEOUT = 10.0
+
+
+def kill_cgroup(mgr: Manager, timeout: float = KILL_TIMEOUT) -> bool:
+    """SIGKILL every process of the container's cgroup and wait (pidfds, no fixed sleep)
+    until none is left; False if some outlived the timeout.
+
+    The cgroup, not the pid in state.json, says which processes are the container's: a
+    recorded pid can be gone, reused by another process, or written wrongly, and then the
+    real init lived on while delete waited 30 s for the wrong process (issue 11, item 9).
+    A frozen cgroup is thawed by Manager.kill, since a frozen task dies of SIGKILL only
+    once thawed on cgroup v1."""
     deadline = time.monotonic() + timeout
-    if not own_pid_namespace(c):
-        mgr.kill(signals.SIGKILL)
-    for pid in mgr.pids():
-        wait_gone(pid, max(0.0, deadline - time.monotonic()))
-    mgr.destroy()
+    if not mgr.pids():
+        return True
+    mgr.kill(signals.SIGKILL)
+    while True:
+        left = mgr.pids()
+        if not left:
+            return True
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return False
+        # A process that joined after the kill (a fork racing it without cgroup.kill)
+        # is killed too; each wait returns as soon as that process has exited.
+        for pid in left:
+            try:
+                os.kill(pid, signals.SIGKILL)
+            except ProcessLookupError:
+                pass
+        wait_gone(left[0], min(remaining, 0.5))
+
+
+def remove_cgroup(c: Container, timeout: float = KILL_TIMEOUT) -> None:
+    """Remove the container's cgroup in every hierarchy (runtime.md: delete MUST delete the
+    resources held at create), after killing whatever still runs in it: with or without a
+    pid namespace of its own, whatever the recorded pid says."""
+    mgr = container_cgroup(c)
+    if mgr is None:
+        return
+    if mgr.exists() and not kill_cgroup(mgr, timeout):
+        raise PyociError(f'container "{c.id}": processes {mgr.pids()} are still in its cgroup '
+                         f"{timeout:g} s after SIGKILL")
+    mgr.destroy()  # also removes what an interrupted create made (Manager.destroy)
+
+
+def outside_recorded_cgroup(c: Container, pid: int) -> bool:
+    """True when ``pid`` is certainly not in the container's cgroup: its unified-hierarchy
+    path (/proc/<pid>/cgroup "0::") is neither the container's directory nor below it.
+    False when it is, or when it cannot be told (no record, a v1-only host, pid gone).
+    Reads one small file; the manager is not imported (kill is on the hot path)."""
+    rec = c.doc.get("pyoci", {}).get("cgroup")
+    if not isinstance(rec, dict) or rec.get("created") is not True:
+        return False
+    unified, mount = rec.get("unified"), rec.get("unified_mount")
+    if not isinstance(unified, str) or not isinstance(mount, str) \
+            or not unified.startswith(mount.rstrip("/") + "/"):
+        return False
+    mine = unified[len(mount.rstrip("/")):].rstrip("/")
+    try:
+        with open(f"/proc/{pid}/cgroup", "rb") as f:
+            text = f.read().decode(errors="replace")
+    except OSError:
+        return False
+    for line in text.splitlines():
+        if line.startswith("0::"):
+            path = line[3:].rstrip("/")
+            return not (path == mine or path.startswith(mine + "/"))
+    return False
 
 
 def signal_container(c: Container, sig: int, all_processes: bool) -> None:
@@ -148,6 +210,12 @@ def signal_container(c: Container, sig: int, all_processes: bool) -> None:
             # Every process of the container, also those outside its pid namespace.
             mgr.kill(sig)
             return
+    if outside_recorded_cgroup(c, c.pid):
+        # The record is wrong (its start time matched, so it was written so): the process
+        # is not the container's, and signalling it would hit a host process.
+        raise PyociError(f'container "{c.id}": the recorded init pid {c.pid} is not in the '
+                         "container's cgroup, so it is not the container's and was not "
+                         'signalled; "delete --force" removes the container')
     pids = [c.pid]
     if all_processes and own_pid_namespace(c):
         pids = processes_in_pidns(c.pid) or pids

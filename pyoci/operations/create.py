@@ -105,11 +105,18 @@ def _check_supported(spec: Spec, doc: dict[str, Any], opts: CreateOptions) -> No
     if spec.process is not None and spec.process.capabilities is not None:
         from pyoci.executors.capabilities import ungrantable_ambient, unknown_to_kernel
 
-        for name in unknown_to_kernel(spec.process.capabilities):
-            log.warn(f"process.capabilities: {name} is not known to this kernel; skipped")
+        # config.md "Process": an unknown capability MUST be logged as a warning and SHOULD
+        # NOT fail (runc: "ignoring unknown or unavailable capabilities"). An ambient one
+        # the kernel cannot raise is only a debug line: runc ignores that EINVAL silently,
+        # and `runc spec`, Docker and buildah configs all ask for such ambient sets.
+        unknown = unknown_to_kernel(spec.process.capabilities)
+        if unknown:
+            log.warn("process.capabilities: ignoring unknown or unavailable capabilities "
+                     f"{', '.join(unknown)} (not known to pyoci or to this kernel)")
         for name in ungrantable_ambient(spec.process.capabilities):
-            log.warn(f"process.capabilities.ambient: {name} is not both permitted and "
-                     "inheritable, so the kernel cannot raise it; skipped")
+            if name not in unknown:
+                log.debug(f"process.capabilities.ambient: {name} is not both permitted and "
+                          "inheritable, so the kernel cannot raise it; skipped")
     for m in spec.mounts:
         if not m.destination.startswith("/"):
             # config.md says SHOULD be absolute; runc takes it relative to / and warns.
@@ -169,8 +176,9 @@ def create(root: str, cid: str, opts: CreateOptions) -> Container:
         spec = _with_listen_env(spec, listen)
         opts.preserve_fds += listen
     check_preserved_fds(opts.preserve_fds)
-    # Compiled here, before anything exists: an unknown syscall name is a config error
-    # with nothing to undo. The init only loads it.
+    # Compiled here, before anything exists: a bad profile is a config error with nothing
+    # to undo (a syscall name libseccomp does not know is skipped with a warning, as runc
+    # skips it). The init only loads it.
     seccomp_filter = None
     if spec.linux.seccomp is not None:
         from pyoci.executors.seccomp import compile_filter

@@ -140,7 +140,9 @@ def exec_process(root: str, cid: str, opts: ExecOptions) -> int:
     c = Container(root, cid).load()
     status = c.status()
     if status != "running":
-        raise StateError(f'cannot exec in container "{cid}": it is {status}, not running')
+        # runc: "cannot exec in a stopped container" (podman reads exec errors by text).
+        raise StateError(f'cannot exec in a {status} container "{cid}": container not '
+                         'running')
     try:
         with open(os.path.join(c.dir, SPEC_FILE)) as f:
             spec = load_spec(jsonio.loads(f.read()))
@@ -161,7 +163,7 @@ def exec_process(root: str, cid: str, opts: ExecOptions) -> int:
     if spec.linux.seccomp is not None:
         from pyoci.executors.seccomp import compile_filter
 
-        seccomp = compile_filter(spec.linux.seccomp)
+        seccomp = compile_filter(spec.linux.seccomp, warn=False)  # create warned already
     # Before the channel exists: an fd that is not open would otherwise be the channel.
     check_preserved_fds(opts.preserve_fds)
     console = os.path.abspath(opts.console_socket) if opts.console_socket else None

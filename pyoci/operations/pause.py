@@ -15,7 +15,9 @@ def pause(root: str, cid: str) -> None:
     with c.locked():
         status = c.status()
         if status not in ("running", "created"):
-            raise StateError(f'cannot pause container "{cid}": it is {status}, not running')
+            # runc's words ("container not running"), with pyoci's reason after them.
+            raise StateError(f'cannot pause container "{cid}": container not running '
+                             f'(it is {status})')
         require_cgroup(c).freeze()
 
 
@@ -24,5 +26,6 @@ def resume(root: str, cid: str) -> None:
     with c.locked():
         status = c.status()
         if status != "paused":
-            raise StateError(f'cannot resume container "{cid}": it is {status}, not paused')
+            raise StateError(f'cannot resume container "{cid}": container not paused '
+                             f'(it is {status})')
         require_cgroup(c).thaw()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pyoci import jsonio
+from pyoci import jsonio, log
 from pyoci.state import Container, list_containers
 
 TYPE_CHECKING = False  # typing costs ~3 ms to import; only checkers need it here
@@ -15,7 +15,13 @@ def state(root: str, cid: str) -> dict[str, Any]:
 
 
 def list_table(root: str, quiet: bool, fmt: str) -> str:
-    containers = list_containers(root)
+    """The containers' table (or ids, or JSON). A container whose state cannot be read is
+    left out with a warning on stderr, as runc's list does ("load container ID: ..."), so
+    one damaged record does not hide all the others (issue 11, item 10)."""
+    problems: list[str] = []
+    containers = list_containers(root, problems)
+    for problem in problems:
+        log.warn(problem)
     if quiet:
         return "".join(f"{c.id}\n" for c in containers)
     rows = [c.cli_state() for c in containers]

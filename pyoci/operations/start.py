@@ -16,12 +16,19 @@ from pyoci.state import Container
 
 
 def _await_exec(c: Container) -> bytes:
-    fifo = os.open(c.fifo_path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    # The pidfd first: opening the FIFO releases the init, whose program may exit and be
+    # reaped by its parent (containerd's shim, conmon: subreapers) at once -- after that
+    # the pid is gone although start worked (Docker: "the container's init is gone", 1 in
+    # 30 short-lived runs). status() just saw the recorded init alive.
     try:
         pidfd = os.pidfd_open(c.pid)
     except ProcessLookupError:
-        os.close(fifo)
         raise PyociError("the container's init is gone") from None
+    try:
+        fifo = os.open(c.fifo_path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except BaseException:
+        os.close(pidfd)
+        raise
     data = b""
     try:
         poller = select.poll()
@@ -52,12 +59,21 @@ def _read_some(fd: int) -> bytes | None:
         return None
 
 
+def _not_created(status: str) -> str:
+    """runc 1.1's texts (start.go), so that logs read the same under either runtime."""
+    if status == "running":
+        return "cannot start an already running container"
+    if status == "stopped":
+        return "cannot start a container that has stopped"
+    return f"cannot start a container in the {status} state"
+
+
 def start(root: str, cid: str) -> Container:
     c = Container(root, cid)
     with c.locked():
         status = c.status()
         if status != "created":
-            raise StateError(f'cannot start container "{cid}": it is {status}, not created')
+            raise StateError(f'container "{cid}": {_not_created(status)}')
         data = _await_exec(c)
         try:
             os.unlink(c.fifo_path)

@@ -88,7 +88,8 @@ def update(root: str, cid: str, resources: str | None, flags: dict[str, str]) ->
     with c.locked():
         status = c.status()
         if status not in ("created", "running", "paused"):
-            raise StateError(f'cannot update container "{cid}": it is {status}')
+            raise StateError(f'cannot update container "{cid}": container not running '
+                             f'(it is {status})')
         mgr = require_cgroup(c)
         merged = merge(c.doc.get("pyoci", {}).get("resources") or {}, delta)
         from pyoci.config.loader import load_resources

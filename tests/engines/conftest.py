@@ -13,8 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.engines import containerd_engine, podman_engine
+from tests.engines import buildah_engine, containerd_engine, docker_engine, podman_engine
+from tests.engines.buildah_engine import Buildah
 from tests.engines.containerd_engine import Containerd
+from tests.engines.docker_engine import Docker
 from tests.engines.podman_engine import Podman
 from tests.engines.support import (
     CgroupArea,
@@ -34,7 +36,8 @@ RUNTIME_NAMES = ("runc", "pyoci")
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
-        "markers", "engines: runs podman/containerd with runc and with pyoci (root, engines)")
+        "markers", "engines: runs podman/containerd/Docker/buildah with runc and with pyoci "
+        "(root, engines)")
 
 
 @pytest.fixture(params=RUNTIME_NAMES)
@@ -203,3 +206,107 @@ def containerd(containerd_session: Containerd, oci_runtime: OciRuntime,
         f"{oci_runtime.name} under containerd left: runtime state {states} in {root}, "
         f"cgroups {cgroups}, processes {shims}, mounts {mounts}, containers {containers}\n"
         + "\n".join(problems))
+
+
+@pytest.fixture(scope="session")
+def docker_session(request: pytest.FixtureRequest, engines_base: Path,
+                   cgroup_area: CgroupArea) -> Iterator[Docker]:
+    """One dockerd (with its own containerd) for the session, both runtimes registered in
+    its daemon.json; afterwards the host must be as before: no docker0, no iptables rule,
+    /etc/docker and /var/lib/docker untouched, the key quota sysctl restored."""
+    reason = docker_engine.missing()
+    if reason:
+        pytest.skip(reason)
+    runtimes = {n: rt.path for n in RUNTIME_NAMES if (rt := runtime_by_name(n)) is not None}
+    residue = HostResidue(docker_engine.HOST_PATHS)
+    before = docker_engine.host_snapshot()
+    docker = Docker(engines_base / "docker", cgroup_area.sub("docker"), runtimes)
+    try:
+        docker.start()
+        docker.import_image(request.getfixturevalue("image_tar"))
+        yield docker
+        res = docker.remove_all()
+        docker("rmi", "--force", docker_engine.IMAGE)
+    finally:
+        docker.stop()
+        docker_engine.restore_sysctls(before)
+        residue.clean()
+    state = docker.containerd.base / "state"
+    wait_for(lambda: not processes_rooted_in(state), 10)
+    after = docker_engine.host_snapshot()
+    changed = {k: (before[k], after.get(k)) for k in before if before[k] != after.get(k)}
+    assert res.rc == 0, res.describe()
+    assert not processes_rooted_in(state), "containerd shims left running"
+    assert not mounts_under(docker.base), f"dockerd left mounts: {mounts_under(docker.base)}"
+    assert not changed, f"the Docker session changed the host: {changed}"
+
+
+@pytest.fixture
+def docker(docker_session: Docker, oci_runtime: OciRuntime,
+           cgroup_area: CgroupArea) -> Iterator[Docker]:
+    yield docker_session
+    res = docker_session.remove_all()
+    root = docker_session.runtime_root()
+    parent = docker_session.cgroup_parent
+    # the data root is bind-mounted onto itself while dockerd runs (shared propagation)
+    keep = {str(docker_session.data_root)}
+
+    def mounts() -> list[str]:
+        return [m for m in mounts_under(docker_session.base) if m not in keep]
+
+    def clean() -> bool:
+        return not (docker_session.ids() or state_entries(root)
+                    or cgroup_area.children(parent) or mounts())
+
+    wait_for(clean, 10, 0.2)
+    left = docker_session.ids()
+    states = sorted(state_entries(root))
+    cgroups = cgroup_area.children(parent)
+    mnts = mounts()
+    _force_delete(oci_runtime, root, states)
+    for d in cgroups:
+        _rmdir_tree(Path(d))
+    assert not (left or states or cgroups or mnts), (
+        f"{oci_runtime.name} under Docker left: containers {left}, runtime state {states} "
+        f"in {root}, cgroups {cgroups}, mounts {mnts}\n" + res.describe())
+
+
+@pytest.fixture(scope="session")
+def buildah_session(request: pytest.FixtureRequest, engines_base: Path,
+                    cgroup_area: CgroupArea) -> Iterator[Buildah]:
+    reason = buildah_engine.missing()
+    if reason:
+        pytest.skip(reason)
+    buildah = Buildah(engines_base / "buildah", cgroup_area.sub("buildah"))
+    buildah.import_image(request.getfixturevalue("image_tar"))
+    yield buildah
+    left = buildah.containers()
+    buildah("rm", "--all")
+    buildah("rmi", "--all", "--force")
+    assert not left, f"buildah containers left: {left}"
+
+
+@pytest.fixture
+def buildah(buildah_session: Buildah, oci_runtime: OciRuntime,
+            cgroup_area: CgroupArea) -> Iterator[Buildah]:
+    """After each build: no working container, no runtime state in the runtime's default
+    root (buildah passes no --root), no cgroup, no mount."""
+    before = state_entries(oci_runtime.default_root)
+    yield buildah_session
+    parent = buildah_session.cgroup_parent
+
+    def new_states() -> list[str]:
+        return sorted(state_entries(oci_runtime.default_root) - before)
+
+    wait_for(lambda: not (new_states() or cgroup_area.children(parent)), 10, 0.2)
+    left = buildah_session.containers()
+    states = new_states()
+    cgroups = cgroup_area.children(parent)
+    mounts = mounts_under(buildah_session.base)
+    _force_delete(oci_runtime, None, states)
+    for d in cgroups:
+        _rmdir_tree(Path(d))
+    buildah_session("rm", "--all")
+    assert not (left or states or cgroups or mounts), (
+        f"{oci_runtime.name} under buildah left: containers {left}, runtime state {states} "
+        f"in {oci_runtime.default_root}, cgroups {cgroups}, mounts {mounts}")

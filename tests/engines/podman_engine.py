@@ -108,4 +108,22 @@ class Podman:
         return f"{self.cgroup_parent}/libpod-{cid}"
 
     def remove_all(self, runtime: OciRuntime | None = None) -> Result:
+        """Pods first: a pod's infra container goes only with its pod."""
+        self("pod", "rm", "--all", "--force", runtime=runtime, timeout=120)
         return self("rm", "--all", "--force", "--time", "0", runtime=runtime, timeout=120)
+
+    def pods(self) -> list[str]:
+        res = self("pod", "ps", "-q", "--no-trunc")
+        assert res.rc == 0, res.describe()
+        return res.stdout.split()
+
+    def pid(self, name: str) -> int:
+        res = self("inspect", "--format", "{{.State.Pid}}", name)
+        return int(res.stdout.strip()) if res.rc == 0 and res.stdout.strip().isdigit() else 0
+
+    def play_kube(self, runtime: OciRuntime, yaml: Path, *, down: bool = False) -> Result:
+        """`podman play kube` (no network: --network none); --down stops and removes the
+        pods the file describes."""
+        if down:
+            return self("play", "kube", "--down", str(yaml), runtime=runtime)
+        return self("play", "kube", "--network", "none", str(yaml), runtime=runtime)

@@ -45,17 +45,27 @@ def test_root_is_limited_by_bounding_set(runtime: Runtime, bundle: Bundle) -> No
     assert st["CapBnd"] == st["CapEff"] == st["CapPrm"] == _mask("CAP_AUDIT_WRITE", "CAP_KILL")
 
 
-def test_ungrantable_ambient_is_a_warning(runtime: Runtime, bundle: Bundle) -> None:
+def test_ungrantable_ambient_is_only_a_debug_line(runtime: Runtime, bundle: Bundle) -> None:
+    """runc ignores the kernel's EINVAL for such an ambient capability silently; `runc spec`,
+    Docker and buildah configs all ask for some (issue 12, defect 3)."""
     caps = {"bounding": ["CAP_KILL"], "permitted": ["CAP_KILL"], "ambient": ["CAP_KILL"]}
     bundle.write(base_config(capabilities=caps))
     res = runtime("run", "-b", str(bundle.path), "amb")
     assert res.returncode == 0
-    assert "warning: process.capabilities.ambient: CAP_KILL" in res.stderr
+    assert res.stderr == ""
+    res = runtime("run", "-b", str(bundle.path), "amb", global_args=("--debug",))
+    assert res.returncode == 0
+    assert "debug: process.capabilities.ambient: CAP_KILL" in res.stderr
 
 
-def test_unknown_capability_rejected(runtime: Runtime, bundle: Bundle) -> None:
-    bundle.write(base_config(capabilities={"bounding": ["CAP_KILL", "CAP_MADE_UP"]}))
-    res = runtime("create", "-b", str(bundle.path), "bad")
-    assert res.returncode == 1
-    assert "process.capabilities.bounding[1]: unknown capability 'CAP_MADE_UP'" in res.stderr
-    assert_nothing_left(runtime, "bad", bundle)
+def test_unknown_capability_is_skipped_with_a_warning(runtime: Runtime, bundle: Bundle) -> None:
+    """config.md "Process": a capability that cannot be mapped MUST be logged as a warning;
+    runtimes SHOULD NOT fail (runc: "ignoring unknown or unavailable capabilities")."""
+    bundle.write(base_config(args=["grep", "^CapBnd", "/proc/self/status"],
+                             capabilities={"bounding": ["CAP_KILL", "CAP_MADE_UP"]}))
+    res = runtime("run", "-b", str(bundle.path), "unk")
+    assert res.returncode == 0, res.stderr
+    assert int(res.stdout.split(":\t")[1], 16) == _mask("CAP_KILL")
+    assert "warning: process.capabilities: ignoring unknown or unavailable capabilities " \
+           "CAP_MADE_UP" in res.stderr
+    assert_nothing_left(runtime, "unk", bundle)

@@ -317,7 +317,11 @@ def test_plain_delete_after_create_died(runtime: Runtime, bundle: Bundle,
     import sys
 
     cfg = base_config(args=["sleep", "300"])
-    cfg["hooks"] = {"createRuntime": [{"path": "/bin/sh", "args": ["sh", "-c", "sleep 30"]}]}
+    # The hook ends with the create that ran it: a hook is the runtime's process, not the
+    # container's, and no record names it (a plain "sleep 30" outlived the SIGKILL with
+    # its cwd in the bundle whenever it had started before the kill).
+    cfg["hooks"] = {"createRuntime": [{"path": "/bin/sh", "args": [
+        "sh", "-c", "while kill -0 $PPID 2>/dev/null; do sleep 0.05; done"]}]}
     bundle.write(cfg)
     proc = subprocess.Popen([sys.executable, "-m", "pyoci", "--root", str(runtime.root),
                              "create", "-b", str(bundle.path), "died"],

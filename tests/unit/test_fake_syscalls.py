@@ -3,6 +3,7 @@ order, with which flags — without touching the machine."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,9 @@ class FakeSyscalls:
 
     def mount(self, source: str | None, target: str, fstype: str | None, flags: int,
               data: str | None = None) -> None:
+        # Targets are /proc/self/fd/N of an fd open only during the call: record the path.
+        if target.startswith("/proc/self/fd/"):
+            target = os.readlink(target)
         self.calls.append(("mount", source, target, fstype, flags, data))
 
     def unshare(self, flags: int) -> None:

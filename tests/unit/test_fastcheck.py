@@ -53,11 +53,16 @@ def load(name: str) -> dict[str, Any]:
 SCHEMAS = {name: load(name) for name in ("config", "state", "features")}
 
 
+# jsonschema with pyoci's one deliberate change: "integer" excludes 1.0 (runc's Go decoding
+# refuses it; see pyoci/config/fastcheck.py).
+Strict = schema_mod.strict_validator_class()
+
+
 def oracle(target: Target) -> Draft202012Validator:
     """jsonschema on the schema, or on one $defs entry, built independently of pyoci."""
     name, ref = target
     schema = SCHEMAS[name]
-    return Draft202012Validator({"$defs": schema["$defs"], "$ref": ref} if ref else schema)
+    return Strict({"$defs": schema["$defs"], "$ref": ref} if ref else schema)
 
 
 ORACLES = {t: oracle(t) for t in (CONFIG, PROCESS, RESOURCES, STATE, FEATURES)}
@@ -268,7 +273,7 @@ def test_deep_mistakes_are_caught() -> None:
 @pytest.mark.parametrize(
     ("keyword_schema", "instance", "expected"),
     [
-        ({"type": "integer"}, 1.0, True),  # jsonschema: a float with a zero fraction
+        ({"type": "integer"}, 1.0, False),  # written as a float: refused, as runc does
         ({"type": "integer"}, 1.5, False),
         ({"type": "integer"}, True, False),  # booleans are not integers
         ({"type": "number"}, False, False),
@@ -300,7 +305,7 @@ def test_deep_mistakes_are_caught() -> None:
 def test_keyword_semantics_match_jsonschema(
     keyword_schema: dict[str, Any], instance: Any, expected: bool
 ) -> None:
-    assert Draft202012Validator(keyword_schema).is_valid(instance) is expected
+    assert Strict(keyword_schema).is_valid(instance) is expected
     assert Checker(keyword_schema).verdict(instance) is expected
 
 
@@ -372,7 +377,7 @@ def test_our_schemas_use_only_implemented_keywords() -> None:
 
 def jsonschema_problems(doc: Any, name: str, ref: str | None) -> list[tuple[str, str]]:
     """What schema_problems returned before the fast path: every jsonschema error."""
-    validator = Draft202012Validator(subschema(load(name), ref))
+    validator = Strict(subschema(load(name), ref))
     return sorted({schema_mod._explain(e) for e in validator.iter_errors(doc)})
 
 
@@ -385,7 +390,7 @@ def test_schema_problems_unchanged_by_fast_path() -> None:
 def test_validate_document_messages_unchanged() -> None:
     doc = copy.deepcopy(BASE_CONFIG)
     doc["process"]["args"] = "sh"
-    doc["process"]["user"]["uid"] = 1.0  # an integer to jsonschema: no problem
+    doc["process"]["user"]["uid"] = 1.0  # written as a float: refused, as runc does
     doc["process"]["user"]["gid"] = True
     doc["linux"]["resources"] = {"memory": {"limit": -2}}
     with pytest.raises(ConfigError) as info:
@@ -394,6 +399,7 @@ def test_validate_document_messages_unchanged() -> None:
         ("linux.resources.memory.limit", "expected a number >= -1, found -2 (integer)"),
         ("process.args", 'expected array, found "sh" (string)'),
         ("process.user.gid", "expected integer, found true (boolean)"),
+        ("process.user.uid", "expected integer, found 1.0 (number)"),
     ]
 
 

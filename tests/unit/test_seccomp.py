@@ -67,7 +67,7 @@ def test_engine_profiles_compile_with_every_name_known(name: str) -> None:
     profile = doc.get("linux", {}).get("seccomp")
     if profile is None:
         pytest.skip(f"{name} has no linux.seccomp (that engine sent none)")
-    flt = compile_doc(profile)  # strict: any unknown name raises
+    flt = compile_doc(profile, strict_names=True)  # any unknown name raises
     try:
         assert flt.skipped_names == ()
         assert 0 < flt.instructions <= seccomp.BPF_MAXINSNS
@@ -88,19 +88,22 @@ def test_podman_profile_is_among_the_references() -> None:
 
 # --- config errors, each with its JSON path --------------------------------------------------
 
-def test_unknown_syscall_name_names_its_path() -> None:
-    found = problems({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
-        rule(["mkdir"], "SCMP_ACT_ERRNO"),
-        rule(["rmdir", "no_such_call"], "SCMP_ACT_ERRNO"),
-    ]})
+def test_unknown_syscall_name_names_its_path_when_strict() -> None:
+    with pytest.raises(ConfigError) as info:
+        compile_doc({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+            rule(["mkdir"], "SCMP_ACT_ERRNO"),
+            rule(["rmdir", "no_such_call"], "SCMP_ACT_ERRNO"),
+        ]}, strict_names=True)
+    found = dict(info.value.problems)
     assert list(found) == ["linux.seccomp.syscalls[1].names[1]"]
     assert found["linux.seccomp.syscalls[1].names[1]"] == (
         f'"no_such_call" is not a system call libseccomp {lib.version_string()} knows')
 
 
-def test_unknown_names_are_skipped_and_listed_when_not_strict() -> None:
+def test_unknown_names_are_skipped_and_listed_by_default() -> None:
+    """runc's rule (libcontainer/seccomp: "unknown seccomp syscall %q ignored")."""
     flt = compile_doc({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
-        rule(["mkdir", "no_such_call"], "SCMP_ACT_ERRNO")]}, strict_names=False)
+        rule(["mkdir", "no_such_call"], "SCMP_ACT_ERRNO")]})
     assert flt.skipped_names == (("linux.seccomp.syscalls[0].names[1]", "no_such_call"),)
     assert lib.act_errno(seccomp.EPERM) in returns(flt)  # mkdir's rule is still there
     flt.release()
@@ -138,7 +141,8 @@ def test_every_problem_is_reported_at_once() -> None:
 def test_config_error_message_carries_path_and_source() -> None:
     with pytest.raises(ConfigError) as info:
         compile_doc({"defaultAction": "SCMP_ACT_ALLOW",
-                     "syscalls": [rule(["no_such_call"], "SCMP_ACT_ERRNO")]})
+                     "syscalls": [rule(["no_such_call"], "SCMP_ACT_ERRNO")]},
+                    strict_names=True)
     assert str(info.value).startswith(
         "invalid configuration: config.json: linux.seccomp.syscalls[0].names[0]: "
         '"no_such_call" is not')
