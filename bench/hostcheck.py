@@ -13,11 +13,12 @@ from pathlib import Path
 
 # The engine tests already confine podman and know where cgroups live; the harness uses the
 # same pieces rather than copies of them.
+from tests.engines.support import HOST_PATHS, HostResidue
 from tests.engines.support import CgroupArea as CgroupParent
-from tests.engines.support import HostResidue
 from tests.helpers import cgroup_dirs
 
-__all__ = ["CgroupParent", "HostResidue", "cgroups_named", "mounts_under", "rmdir_tree"]
+__all__ = ["HOST_PATHS", "CgroupParent", "HostResidue", "cgroups_named", "mounts_under",
+           "rmdir_tree"]
 
 
 def cgroups_named(prefix: str) -> list[str]:

@@ -10,6 +10,8 @@ timed region, times exactly one runtime command, then deletes what it made (--fo
 | kill | a running `sleep` container | `kill ID KILL` |
 | delete | a /bin/true container that has exited (status stopped) | `delete ID` |
 | exec | a running `sleep` container | `exec ID /bin/true` |
+| list | a running `sleep` container | `list` (the table) |
+| version | nothing | `--version` |
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from bench.bundle import Bundles
 from bench.proc import BenchError, Finished, Sample, run
 from bench.runtimes import Runtime
 
-OPS = ("run", "create", "start", "state", "kill", "delete", "exec")
+OPS = ("run", "create", "start", "state", "kill", "delete", "exec", "list", "version")
 
 
 class Operations:
@@ -114,6 +116,13 @@ class Operations:
     def op_exec(self, cid: str) -> Sample:
         self._running(cid)
         return self._timed("exec", cid, "/bin/true")
+
+    def op_list(self, cid: str) -> Sample:
+        self._running(cid)
+        return self._timed("list")
+
+    def op_version(self, cid: str) -> Sample:
+        return self._timed("--version")
 
     def measure(self, op: str, cid: str) -> Sample:
         """Prepare, time, clean up (cleanup also after a failure)."""

@@ -1,4 +1,5 @@
-"""`podman run --rm IMAGE /bin/true` end to end, with --runtime each runtime.
+"""`podman run --rm IMAGE /bin/true` end to end, with --runtime each runtime, and
+`podman exec CID /bin/true` into one sleeping container per runtime.
 
 podman is kept off the host as the engine tests keep it (docs/testing.md): storage, run
 root, tmp, volume and network-config dirs in the harness's temp dir, vfs storage (no
@@ -58,6 +59,17 @@ class Podman(ConfinedPodman):
         return self("run", "--rm", "--network", "none", "--pull", "never",
                     "--cgroup-parent", self.cgroup_parent, IMAGE, "/bin/true",
                     runtime=runtime).check().sample
+
+    def start_sleeper(self, runtime: Path) -> str:
+        """A detached `sleep` container for the exec scenario (untimed)."""
+        return self("run", "-d", "--network", "none", "--pull", "never",
+                    "--cgroup-parent", self.cgroup_parent, IMAGE, "sleep", "1000000",
+                    runtime=runtime).check().stdout.strip()
+
+    def exec_true(self, cid: str, runtime: Path) -> Sample:
+        """`podman exec CID /bin/true`: conmon runs `RUNTIME exec --detach --process F
+        --pid-file F ID` (plus podman's own `state` calls around it)."""
+        return self("exec", cid, "/bin/true", runtime=runtime).check().sample
 
     def ids(self) -> list[str]:
         return self("ps", "-a", "-q", "--no-trunc").check().stdout.split()
@@ -128,8 +140,19 @@ def phase(spec: dict[str, Any]) -> dict[str, Any]:
             tag = f"w{i}" if i < spec["warmup"] else f"r{i - spec['warmup']}"
             print(f"  podman round {tag} done", file=sys.stderr, flush=True)
         result["samples"] = samples
+        sleepers = {name: engine.start_sleeper(path) for name, path in runtimes.items()}
+        execs: dict[str, list[dict[str, Any]]] = {name: [] for name in runtimes}
+        for i in range(spec["warmup"] + spec["rounds"]):
+            for name, path in runtimes.items():
+                s = engine.exec_true(sleepers[name], path)
+                if i >= spec["warmup"]:
+                    execs[name].append(asdict(s))
+        result["exec_samples"] = execs
+        print("  podman exec done", file=sys.stderr, flush=True)
     except BenchError as exc:
-        result["skipped"] = f"podman run failed: {exc}"
+        result["problems"].append(f"podman failed: {exc}")
+        if "samples" not in result:
+            result["skipped"] = f"podman run failed: {exc}"
     finally:
         result["problems"] += engine.cleanup(list(runtimes.values()))
     return result

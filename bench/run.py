@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from bench import hostcheck, machine, podman, report
+from bench import buildah, cri, curves, docker, hostcheck, machine, plot, podman, report
 from bench.bundle import Bundles, build_rootfs
 from bench.ops import OPS, Operations
 from bench.proc import Sample
@@ -46,9 +46,24 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--only", metavar="OP,OP", help=f"operations among {','.join(OPS)}")
     p.add_argument("--no-podman", action="store_true", help="skip podman run --rm")
     p.add_argument("--no-scale", action="store_true", help="skip the concurrent batch")
+    p.add_argument("--no-docker", action="store_true",
+                   help="skip docker run --rm / docker exec (a dockerd of the harness's own)")
+    p.add_argument("--docker-rounds", type=int, default=8, help="pairs of docker runs/execs")
+    p.add_argument("--no-buildah", action="store_true", help="skip buildah bud")
+    p.add_argument("--no-cri", action="store_true",
+                   help="skip the CRI pod lifecycle (a containerd of the harness's own)")
+    p.add_argument("--engine-rounds", type=int, default=6,
+                   help="pairs of buildah builds and of CRI pod lifecycles")
     p.add_argument("--podman-rounds", type=int, help="pairs of podman runs (default: --rounds)")
     p.add_argument("--scale-n", type=int, default=50, help="containers in the batch")
     p.add_argument("--scale-rounds", type=int, default=3, help="pairs of batches")
+    p.add_argument("--curves", metavar="N,N", default=",".join(map(str, curves.DEFAULT_POINTS)),
+                   help="scale curves: containers running at each point (default 10,100,500)")
+    p.add_argument("--curve-rounds", type=int, default=5, help="pairs per point of the curves")
+    p.add_argument("--no-curves", action="store_true",
+                   help="skip the scale curves (--no-scale skips them too)")
+    p.add_argument("--plot", metavar="PNG", help="draw the scale curves into this PNG "
+                   "(needs matplotlib: bench/requirements-plot.txt)")
     p.add_argument("--pyoci", metavar="PATH", help="pyoci executable (default: next to "
                    "this interpreter, else PATH)")
     p.add_argument("--runc", metavar="PATH", default=str(RUNC_PATH))
@@ -60,6 +75,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     args.ops = ops
     if args.rounds < 1 or args.warmup < 0 or args.scale_n < 1 or args.scale_rounds < 1:
         p.error("--rounds, --scale-n and --scale-rounds must be >= 1, --warmup >= 0")
+    try:
+        args.curve_points = sorted({int(x) for x in args.curves.split(",") if x})
+    except ValueError:
+        p.error(f"--curves takes numbers separated by commas, not {args.curves!r}")
+    if not args.curve_points or args.curve_points[0] < 1 or args.curve_rounds < 1:
+        p.error("--curves needs points >= 1 and --curve-rounds >= 1")
     if args.podman_rounds is None:
         args.podman_rounds = args.rounds
     return args
@@ -141,7 +162,91 @@ class Bench:
         if "skipped" in result:
             return result
         s = {n: [Sample(**x) for x in result["samples"][n]] for n in ORDER}
-        return {"samples": result["samples"], "summary": report.op_summary(s["pyoci"], s["runc"])}
+        out = {"samples": result["samples"], "summary": report.op_summary(s["pyoci"], s["runc"])}
+        if "exec_samples" in result:
+            e = {n: [Sample(**x) for x in result["exec_samples"][n]] for n in ORDER}
+            out["exec"] = {"samples": result["exec_samples"],
+                           "summary": report.op_summary(e["pyoci"], e["runc"])}
+        return out
+
+    # --- docker ------------------------------------------------------------------------------
+
+    def run_docker(self) -> dict[str, Any]:
+        """A dockerd of the harness's own, in a child in a private mount namespace
+        (bench/docker.py); both scenarios, runc and pyoci in pairs."""
+        reason = docker.missing() or (None if shutil.which("unshare") else "no unshare(1)")
+        if reason:
+            return {"skipped": reason}
+        residue = hostcheck.HostResidue(docker.docker_engine.HOST_PATHS)
+        try:
+            parent = hostcheck.CgroupParent(f"{self.prefix}docker")
+        except LookupError as exc:
+            return {"skipped": str(exc)}
+        out = self.base / "docker.json"
+        cmd = docker.phase_command(self.base / "docker", parent.path, self.template,
+                                   {n: self.ops[n].rt.path for n in ORDER},
+                                   self.args.docker_rounds, 1, out)
+        try:
+            try:
+                res = subprocess.run(cmd, stdin=subprocess.DEVNULL, cwd=REPO,
+                                     timeout=600 + 60 * self.args.docker_rounds)
+            except subprocess.TimeoutExpired:
+                return {"skipped": "the docker phase timed out"}
+            if res.returncode != 0 or not out.exists():
+                return {"skipped": f"the docker phase failed (exit {res.returncode})"}
+            result = json.loads(out.read_text())
+        finally:
+            self.problems += [f"cgroup left: {x}" for x in parent.remove()]
+            residue.clean()
+        self.problems += result.pop("problems", [])
+        if "skipped" in result:
+            return result
+        out_doc: dict[str, Any] = {}
+        for scenario, by_rt in result["samples"].items():
+            s = {n: [Sample(**x) for x in by_rt[n]] for n in ORDER}
+            out_doc[scenario] = {"samples": by_rt,
+                                 "summary": report.op_summary(s["pyoci"], s["runc"])}
+        return out_doc
+
+    # --- buildah, CRI -------------------------------------------------------------------------
+
+    def run_engine(self, mod: Any, label: str, host_paths: Any) -> dict[str, Any]:
+        """``mod``'s phase (bench/buildah.py, bench/cri.py) in a child in a private mount
+        namespace, below a cgroup parent of ours; wall (and CPU where the engine's CLI
+        waits for the runtime) per pair."""
+        reason = mod.missing() or (None if shutil.which("unshare") else "no unshare(1)")
+        if reason:
+            return {"skipped": reason}
+        residue = hostcheck.HostResidue(host_paths)
+        try:
+            parent = hostcheck.CgroupParent(f"{self.prefix}{label}")
+        except LookupError as exc:
+            return {"skipped": str(exc)}
+        out = self.base / f"{label}.json"
+        cmd = mod.phase_command(self.base / label, parent.path, self.template,
+                                {n: self.ops[n].rt.path for n in ORDER},
+                                self.args.engine_rounds, 1, out)
+        try:
+            try:
+                res = subprocess.run(cmd, stdin=subprocess.DEVNULL, cwd=REPO,
+                                     timeout=600 + 60 * self.args.engine_rounds)
+            except subprocess.TimeoutExpired:
+                return {"skipped": f"the {label} phase timed out"}
+            if res.returncode != 0 or not out.exists():
+                return {"skipped": f"the {label} phase failed (exit {res.returncode})"}
+            result = json.loads(out.read_text())
+        finally:
+            self.problems += [f"cgroup left: {x}" for x in parent.remove()]
+            residue.clean()
+        self.problems += result.pop("problems", [])
+        if "skipped" in result:
+            return result
+        by_rt = result["samples"]
+        if by_rt and isinstance(by_rt[ORDER[0]][0], float):  # wall only (CRI)
+            return {"samples": by_rt,
+                    "summary": {"wall": report.pair_summary(by_rt["pyoci"], by_rt["runc"])}}
+        s = {n: [Sample(**x) for x in by_rt[n]] for n in ORDER}
+        return {"samples": by_rt, "summary": report.op_summary(s["pyoci"], s["runc"])}
 
     # --- scale -------------------------------------------------------------------------------
 
@@ -163,6 +268,10 @@ class Bench:
                                     "total": x.total, "cpu": x.cpu,
                                     "max_rss_kib": x.max_rss_kib} for x in results[name]]
                             for name in ORDER}}
+
+    def run_curves(self) -> dict[str, Any]:
+        return curves.curves(self.ops, ORDER, self.prefix, self.args.curve_points,
+                             self.args.curve_rounds, _log)
 
     # --- the end -------------------------------------------------------------------------------
 
@@ -189,8 +298,12 @@ def describe(args: argparse.Namespace, bench: Bench) -> dict[str, Any]:
         "runtimes": {"pyoci": pyoci, "runc": describe_runc(bench.ops["runc"].rt.path)},
         "settings": {"rounds": args.rounds, "warmup": args.warmup, "ops": args.ops,
                      "podman_rounds": None if args.no_podman else args.podman_rounds,
+                     "docker_rounds": None if args.no_docker else args.docker_rounds,
+                     "engine_rounds": args.engine_rounds,
                      "scale_n": None if args.no_scale else args.scale_n,
                      "scale_rounds": None if args.no_scale else args.scale_rounds,
+                     "curves": None if args.no_scale or args.no_curves else args.curve_points,
+                     "curve_rounds": args.curve_rounds,
                      "order": list(ORDER),
                      "env_dropped_for_runtimes": [k for k in DROPPED_ENV if k in os.environ]},
     }
@@ -222,11 +335,30 @@ def main(argv: list[str] | None = None) -> int:
         else:
             _log("bench: podman run --rm")
             doc["podman"] = bench.run_podman()
+        if args.no_docker:
+            doc["docker"] = {"skipped": "--no-docker"}
+        else:
+            _log("bench: docker run --rm, docker exec")
+            doc["docker"] = bench.run_docker()
+        doc["engines"] = {}
+        for mod, label, flag, paths in (
+                (buildah, "buildah", args.no_buildah, hostcheck.HOST_PATHS),
+                (cri, "cri", args.no_cri, cri.CRI_HOST_PATHS)):
+            if flag:
+                doc["engines"][mod.SCENARIO] = {"skipped": f"--no-{label}"}
+            else:
+                _log(f"bench: {mod.SCENARIO}")
+                doc["engines"][mod.SCENARIO] = bench.run_engine(mod, label, paths)
         if args.no_scale:
             doc["scale"] = {"skipped": "--no-scale"}
         else:
             _log(f"bench: {args.scale_n} concurrent containers")
             doc["scale"] = bench.run_scale()
+        if args.no_scale or args.no_curves:
+            doc["curves"] = {"skipped": "--no-scale" if args.no_scale else "--no-curves"}
+        else:
+            _log(f"bench: scale curves at {args.curves} running containers")
+            doc["curves"] = bench.run_curves()
         doc["steal"] = machine.CpuTimes.now().steal_since(before)
         doc["loadavg"]["end"] = os.getloadavg()
     except (RuntimeError, OSError) as exc:  # BenchError (a command failed), setup errors
@@ -248,6 +380,10 @@ def main(argv: list[str] | None = None) -> int:
         return rc
     doc["problems"] = problems
     doc["targets"] = [t.__dict__ for t in report.targets(doc)]
+    if args.plot and "points" in doc["curves"]:
+        why = plot.write_png(doc["curves"], Path(args.plot), doc["command"])
+        doc["curves"]["plot"] = why or str(args.plot)
+        _log(f"bench: {why or 'plot written to ' + args.plot}")
     print(report.table(doc))
     if args.json:
         Path(args.json).write_text(json.dumps(doc, indent=1) + "\n")

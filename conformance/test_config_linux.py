@@ -68,6 +68,41 @@ def test_namespace_inherited_when_absent(runtime, bundle, ntype):
     assert got[name] == host_ns(name)
 
 
+# The runtime runs in a private mount namespace of the test's own: a runtime that mounts
+# anything in "its" namespace (runc 1.1.5 does) never reaches the host's.
+PRIVATE_WRAPPER = ("unshare", "--mount", "--propagation", "private", "sh", "-c",
+                   'readlink /proc/self/ns/mnt; exec "$@"', "wrapper")
+
+
+@pytest.mark.runc_differs("runc 1.1.5 fails without a mount namespace "
+                          "(\"error closing exec fds: open /proc/self/fd\")")
+def test_mount_namespace_inherited_when_absent(runtime, bundle):
+    """config-linux.md "Namespaces": "If a namespace type is not specified in the
+    namespaces array, the container MUST inherit the runtime namespace of that type."
+    Without a mount namespace and without mounts, the container's process is in the
+    runtime's mount namespace."""
+    bundle.linux["namespaces"] = [ns for ns in bundle.linux["namespaces"]
+                                  if ns["type"] != "mount"]
+    bundle.config["mounts"] = []
+    for key in ("maskedPaths", "readonlyPaths", "devices", "sysctl", "rootfsPropagation"):
+        bundle.linux.pop(key, None)
+    bundle.config.setdefault("root", {})["readonly"] = False
+    bundle.sh("sleep 30")
+    bundle.write()
+    runtime.ids.append(bundle.cid)
+    argv = [*PRIVATE_WRAPPER, *runtime.argv, "--root", str(runtime.root), "--log",
+            str(runtime.log_path), "create", "--bundle", str(bundle.path), bundle.cid]
+    out = bundle.path / "create.out"
+    with open(out, "w") as f:  # a file: the created init keeps its stdout open
+        proc = subprocess.run(argv, stdout=f, stderr=subprocess.STDOUT, timeout=30,
+                              stdin=subprocess.DEVNULL, start_new_session=True)
+    assert proc.returncode == 0, f"{argv}\n{out.read_text()}"
+    runtime_ns = out.read_text().splitlines()[0]
+    pid = runtime.state(bundle.cid)["pid"]
+    assert os.readlink(f"/proc/{pid}/ns/mnt") == runtime_ns
+    assert runtime_ns != host_ns("mnt")
+
+
 @pytest.mark.parametrize("ntype", ["uts", "ipc", "network", "cgroup", "pid"])
 def test_join_namespace_by_path(runtime, bundle, ns_holder, ntype):
     """config-linux.md "Namespaces": "path (string, OPTIONAL) - namespace

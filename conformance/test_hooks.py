@@ -269,22 +269,31 @@ def test_hook_timeout(runtime, bundle):
 
 
 @pytest.mark.runc_differs(
-    "runc 1.1 runs poststart hooks during create and a failing one makes "
-    "create fail; the spec requires only a warning"
+    "runc 1.1 runs poststart hooks during create: a failing one fails create, "
+    "so the container is never started"
 )
-def test_failing_poststart_hook_is_only_a_warning(runtime, bundle, tmp_path):
-    """runtime.md "Lifecycle" step 9: "If any poststart hook fails, the
-    runtime MUST log a warning, but the remaining hooks and lifecycle
-    continue as if the hook had succeeded." (runc 1.1 fails create instead;
-    the spec supports a warning.)"""
+def test_failing_poststart_hook_fails_start_and_stops_the_container(
+        runtime, bundle, tmp_path, host_hook):
+    """runtime.md v1.3.0 "Lifecycle" step 9: "If any poststart hook fails, the
+    runtime MUST generate an error, stop the container, and continue the
+    lifecycle at step 12." Step 12: "The container MUST be destroyed by
+    undoing the steps performed during create phase (step 2)"; step 13: "The
+    poststop hooks MUST be invoked by the runtime." So start fails, the
+    user's process is gone, later poststart hooks do not run (the lifecycle
+    continues at 12), poststop hooks do, and the container no longer exists.
+    (runtime.md v1.0 asked only for a warning.)"""
     bundle.mount_out().sh(WAIT_FOR_GO)
     bundle.hook("poststart", _fail_hook(tmp_path))
     bundle.hook("poststart", "/bin/sh", ["sh", "-c", f"cat > /dev/null; touch {bundle.out}/second"])
+    add_recording_hook(bundle, host_hook, "poststop")
     runtime.create(bundle)
+    pid = runtime.state(bundle.cid)["pid"]
     res = runtime.start(bundle.cid, check=False)
-    assert res.ok, f"start failed because of a poststart hook\n{res}"
-    assert (bundle.out / "second").exists(), "remaining poststart hooks did not run"
-    assert runtime.state(bundle.cid)["status"] == "running"
+    assert not res.ok, f"start succeeded although a poststart hook failed\n{res}"
+    assert wait_until(lambda: not pid_alive(pid)), "the container was not stopped"
+    assert not (bundle.out / "second").exists(), "poststart hooks went on after a failure"
+    assert "poststop" in order(bundle), "poststop hooks were not invoked (step 13)"
+    assert_gone(runtime, bundle.cid)
 
 
 @pytest.mark.runc_differs(

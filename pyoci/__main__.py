@@ -30,7 +30,10 @@ def main() -> None:
     stderr are buffered; they are flushed first, and a failed flush (a reader that went
     away) makes the exit status 1. The full typer CLI exits normally.
     """
-    code, fast = run_argv(sys.argv[1:])
+    try:
+        code, fast = run_argv(sys.argv[1:])
+    except (Exception, RecursionError, MemoryError) as exc:  # noqa: BLE001 - last resort
+        code, fast = _internal_error(exc), False
     if not fast:
         sys.exit(code)
     for stream in (sys.stdout, sys.stderr):
@@ -39,6 +42,24 @@ def main() -> None:
         except (OSError, ValueError):
             code = code or 1
     os._exit(code)
+
+
+def _internal_error(exc: BaseException) -> int:
+    """Every error a user can cause is a PyociError with its own message, caught in the
+    CLIs; what reaches here is a pyoci bug. Say so in one line (the guide: never a
+    traceback) and keep the traceback for whoever asks for it (PYOCI_TRACEBACK=1)."""
+    if os.environ.get("PYOCI_TRACEBACK") == "1":
+        import traceback
+
+        traceback.print_exception(exc)
+    try:
+        from pyoci import log
+
+        log.error(f"internal error: {type(exc).__name__}: {exc} (a pyoci bug; "
+                  "PYOCI_TRACEBACK=1 shows where)")
+    except Exception:  # noqa: BLE001 - the log itself failed: stderr is all we have
+        sys.stderr.write(f"pyoci: internal error: {type(exc).__name__}: {exc}\n")
+    return 1
 
 
 if __name__ == "__main__":

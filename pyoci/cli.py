@@ -61,17 +61,25 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def main(
-    root: Annotated[str, typer.Option("--root", help="state directory")] = DEFAULT_ROOT,
+    root: Annotated[str | None, typer.Option(
+        "--root", help="state directory (default /run/pyoci; $XDG_RUNTIME_DIR/pyoci when "
+                       "not root)")] = None,
     log_path: Annotated[str | None, typer.Option("--log", help="log file")] = None,
     log_format: Annotated[str, typer.Option("--log-format", help="text or json",
                                             click_type=click.Choice(["text", "json"]))] = "text",
     debug: Annotated[bool, typer.Option("--debug", help="debug logging")] = False,
+    criu: Annotated[str, typer.Option("--criu", help="path to the criu binary for "
+                                      "checkpoint/restore (accepted as runc's; pyoci "
+                                      "implements neither)")] = "criu",
     systemd_cgroup: Annotated[bool, typer.Option("--systemd-cgroup", hidden=True)] = False,
     rootless: Annotated[str | None, typer.Option("--rootless", hidden=True)] = None,
     version: Annotated[bool, typer.Option("--version", "-v", callback=_version,
                                           is_eager=True, help="print the version")] = False,
 ) -> None:
-    G.root = root
+    from pyoci import rootless as rootless_mode
+
+    rootless_mode.set_mode(rootless)
+    G.root = root or rootless_mode.default_root()
     G.systemd_cgroup = systemd_cgroup
     log.configure(log_path or None, log_format, debug)
 
@@ -142,12 +150,18 @@ def run(container_id: ID, bundle: BUNDLE = ".", pid_file: PID_FILE = None,
         no_new_keyring: NO_KEYRING = False, preserve_fds: PRESERVE = 0,
         detach: Annotated[bool, typer.Option("--detach", "-d",
                                              help="do not wait for the process")] = False,
+        keep: Annotated[bool, typer.Option(
+            "--keep", help="do not delete the container after it exits")] = False,
+        no_subreaper: Annotated[bool, typer.Option(
+            "--no-subreaper", help="do not reap the container's orphans (pyoci is a "
+            "subreaper only until its init is its child)")] = False,
         ) -> int:
     """Create and start a container, wait for it and delete it."""
     from pyoci.operations.run import run as do_run
 
     return do_run(G.root, container_id, _create_options(
-        bundle, pid_file, console_socket, no_pivot, no_new_keyring, preserve_fds), detach)
+        bundle, pid_file, console_socket, no_pivot, no_new_keyring, preserve_fds), detach,
+        keep=keep, no_subreaper=no_subreaper)
 
 
 @app.command("exec", context_settings={"allow_interspersed_args": False})
@@ -175,6 +189,11 @@ def exec_(
     process_label: Annotated[str | None, typer.Option("--process-label",
                                                       help="SELinux label")] = None,
     preserve_fds: PRESERVE = 0,
+    cgroup: Annotated[list[str] | None, typer.Option(
+        "--cgroup", help="run the process in an existing sub-cgroup: [CONTROLLER:]PATH")]
+    = None,
+    ignore_paused: Annotated[bool, typer.Option(
+        "--ignore-paused", help="allow exec in a paused container")] = False,
 ) -> int:
     """Run a process in a running container."""
     from pyoci.operations.exec import ExecOptions, exec_process
@@ -183,7 +202,8 @@ def exec_(
         args=command or [], process_file=process, tty=tty, console_socket=console_socket,
         detach=detach, pid_file=pid_file, cwd=cwd, env=env or [], user=user,
         additional_gids=additional_gids or [], caps=cap or [], no_new_privs=no_new_privs,
-        apparmor=apparmor, process_label=process_label, preserve_fds=preserve_fds))
+        apparmor=apparmor, process_label=process_label, preserve_fds=preserve_fds,
+        cgroup=cgroup or [], ignore_paused=ignore_paused))
 
 
 @app.command()
@@ -212,6 +232,34 @@ def ps(container_id: ID,
     from pyoci.operations.ps import ps as do_ps
 
     sys.stdout.write(do_ps(G.root, container_id, fmt, ps_args or []))
+
+
+@app.command("inspect")
+def inspect_(
+    container_id: Annotated[str | None, typer.Argument(help="container id",
+                                                       show_default=False)] = None,
+    pid: Annotated[int | None, typer.Option("--pid", help="any process instead of an id "
+                                            "(runc's, an engine's)")] = None,
+    all_: Annotated[bool, typer.Option("--all", "-a", help="every process of the container")]
+    = False,
+    compare_host: Annotated[bool, typer.Option("--compare-host",
+                                               help="the host's values and isolated/shared")]
+    = False,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="table or json",
+                                     click_type=click.Choice(["table", "json"]))]
+    = "table",
+) -> None:
+    """Show a live process's isolation, read from /proc and cgroupfs (docs/inspect.md)."""
+    from pyoci.inspect import inspect_container, inspect_pid, render_table
+
+    if (container_id is None) == (pid is None):
+        raise PyociError("inspect: give a container id or --pid PID (one of them)")
+    report = (inspect_pid(pid, all_processes=all_, compare_host=compare_host)
+              if pid is not None else
+              inspect_container(G.root, container_id or "", all_processes=all_,
+                                compare_host=compare_host))
+    sys.stdout.write(json.dumps(report, indent=1) + "\n" if fmt == "json"
+                     else render_table(report))
 
 
 @app.command()
@@ -291,6 +339,44 @@ def features() -> None:
     from pyoci.operations.features import features_json
 
     typer.echo(features_json())
+
+
+_CRIU_TEXT = ("pyoci does not implement checkpoint/restore: it has no CRIU support "
+              "(docs/status.md). Use runc with CRIU for it")
+_ANY_ARGS = {"allow_extra_args": True, "ignore_unknown_options": True,
+             "help_option_names": []}
+
+
+@app.command(context_settings=_ANY_ARGS, add_help_option=False)
+def checkpoint(ctx: typer.Context) -> None:
+    """Checkpoint a running container (runc's, through CRIU): not implemented."""
+    raise PyociError(f"checkpoint: {_CRIU_TEXT}")
+
+
+@app.command(context_settings=_ANY_ARGS, add_help_option=False)
+def restore(ctx: typer.Context) -> None:
+    """Restore a container from a checkpoint (runc's, through CRIU): not implemented."""
+    raise PyociError(f"restore: {_CRIU_TEXT}")
+
+
+@app.command("help")
+def help_(ctx: typer.Context,
+          command: Annotated[str | None, typer.Argument(help="a command")] = None) -> None:
+    """Show the commands, or the help of one command (as runc's `help [COMMAND]`)."""
+    group = ctx.parent.command if ctx.parent is not None else None
+    if not isinstance(group, click.Group) or ctx.parent is None:
+        raise PyociError("help: no command table")
+    if command is None:
+        typer.echo(group.get_help(ctx.parent))
+        return
+    sub = group.get_command(ctx.parent, command)
+    if sub is None:
+        raise PyociError(f"No help topic for '{command}'")
+    with click.Context(sub, info_name=command, parent=ctx.parent) as sub_ctx:
+        typer.echo(sub.get_help(sub_ctx))
+
+
+app.command("h", hidden=True)(help_)  # runc's alias
 
 
 def config_warnings(spec: Spec) -> list[str]:

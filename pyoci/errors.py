@@ -50,3 +50,12 @@ def describe_oserror(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.errno:
         return os.strerror(exc.errno).lower() if exc.errno in _errno.errorcode else str(exc)
     return str(exc)
+
+
+def printable(text: str) -> str:
+    """``text`` with every control character escaped (\\x1b, \\r, ...): what a container or
+    its hook wrote must not reach the user's terminal as escape sequences (a forged line,
+    a changed title), as runc's logrus quoting prevents."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)

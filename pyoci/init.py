@@ -19,7 +19,7 @@ import sys
 
 from pyoci import signals
 from pyoci import syscalls as sc
-from pyoci.config.model import Capabilities, Process, Spec
+from pyoci.config.model import Capabilities, Personality, Process, Spec
 from pyoci.errors import describe_oserror
 from pyoci.executors import (
     capabilities,
@@ -128,9 +128,18 @@ def intermediate(ctx: InitContext) -> NoReturn:
         with step(ctx.chan, "join namespaces"):
             namespaces.join(ctx.joined)
 
+        # Rootless: the unprivileged parent can open /proc/<us>/uid_map only while we are
+        # dumpable (a non-dumpable process's /proc files belong to root); runc's nsexec
+        # turns it on for the map write alone, as here, before anything is mounted.
+        unprivileged = os.geteuid() != 0
+
         def map_ids() -> None:
+            if unprivileged:
+                sc.prctl(sc.PR_SET_DUMPABLE, 1)
             ctx.chan.send("userns")
             ctx.chan.expect("userns-done")
+            if unprivileged:
+                sc.set_non_dumpable()
 
         with step(ctx.chan, "create namespaces"):
             namespaces.unshare_new(linux, map_ids)
@@ -163,6 +172,11 @@ class ExecContext:
     # Read by the parent from the host's /proc/<init>/setgroups: the container's own /proc
     # is the container's to fake.
     setgroups_allowed: bool = True
+    # O_PATH fd of the init's root when the container has no mount namespace (it is only
+    # chroot'ed there): the process is chroot'ed there too after the joins. -1: none.
+    root_fd: int = -1
+    # linux.personality of the container: runc applies it to exec'd processes too.
+    personality: Personality | None = None
 
 
 def exec_intermediate(ctx: ExecContext) -> NoReturn:
@@ -176,10 +190,19 @@ def exec_intermediate(ctx: ExecContext) -> NoReturn:
         with step(ctx.chan, "close inherited file descriptors"):
             # Nothing of the caller's but stdio and --preserve-fds enters the container.
             sc.close_fds_except(3 + ctx.preserve_fds,
-                                [ctx.chan.fileno(), *(fd for _, fd in ctx.joined)])
+                                [ctx.chan.fileno(), *(fd for _, fd in ctx.joined),
+                                 *([ctx.root_fd] if ctx.root_fd >= 0 else [])])
+        with step(ctx.chan, "set the initial CPU affinity"):
+            # config.md execCPUAffinity.initial: before the cgroup join (runc's nsexec).
+            process.set_cpu_affinity(ctx.process.exec_cpu_affinity, "initial")
         ctx.chan.expect("cgroup")
         with step(ctx.chan, "join the container's namespaces"):
             namespaces.join(ctx.joined)
+        if ctx.root_fd >= 0:
+            with step(ctx.chan, "chroot into the container's root"):
+                os.fchdir(ctx.root_fd)
+                os.chroot(".")
+                os.close(ctx.root_fd)
         with step(ctx.chan, "fork the process"):
             pid = os.fork()
         if pid == 0:
@@ -201,8 +224,12 @@ def _exec_process(ctx: ExecContext) -> NoReturn:
             sc.close_fds_except(3 + ctx.preserve_fds, [ctx.chan.fileno()])
         with step(ctx.chan, "start a new session"):
             sc.new_session()
+        with step(ctx.chan, "set the final CPU affinity"):
+            # After the cgroup join (on v1 a cpuset attach resets the affinity).
+            process.set_cpu_affinity(ctx.process.exec_cpu_affinity, "final")
         path, env, hop = become_process(ctx.chan, ctx.process, ctx.seccomp,
-                                        ctx.caller_umask, ctx.setgroups_allowed)
+                                        ctx.caller_umask, ctx.setgroups_allowed,
+                                        ctx.personality)
         ctx.chan.send("ready")
         # The channel is close-on-exec: the parent reads end-of-file once execve worked.
         with step(ctx.chan, f"exec {path}"):
@@ -241,11 +268,16 @@ def _setup_and_exec(ctx: InitContext) -> None:
         sc.new_session()
     # From the host's /proc, before the container's replaces it.
     setgroups = _setgroups_allowed()
+    # config-linux.md: a namespace type not listed is the runtime's. Without a mount
+    # namespace the init makes no mount at all and only chroots into the rootfs.
+    own_mntns = linux.namespace("mount") is not None
     with step(chan, "check the mount namespace"):
         # Safety rule: no mount is made until we know it cannot reach the host.
-        if namespaces.ns_inode("self", "mount") == ctx.parent_mnt_ns:
+        if own_mntns and namespaces.ns_inode("self", "mount") == ctx.parent_mnt_ns:
             raise RuntimeError("the init is still in the runtime's mount namespace; "
                                "refusing to touch mounts")
+        if not own_mntns:
+            _refuse_mounts_without_mntns(spec)
     if not ctx.no_new_keyring:
         with step(chan, "join a new session keyring"):
             try:
@@ -254,13 +286,14 @@ def _setup_and_exec(ctx: InitContext) -> None:
                 if exc.errno != errno.ENOSYS:
                     raise
     os.umask(0)
-    with step(chan, f"set rootfs propagation ({linux.rootfs_propagation or 'rslave'})"):
-        mounts.prepare_root(rootfs, linux.rootfs_propagation)
+    if own_mntns:
+        with step(chan, f"set rootfs propagation ({linux.rootfs_propagation or 'rslave'})"):
+            mounts.prepare_root(rootfs, linux.rootfs_propagation)
     for m in spec.mounts:
         with step(chan, f"mount {m.destination} ({m.type or 'bind'}) onto rootfs"):
             mounts.mount_entry(rootfs, ctx.bundle, m, linux.mount_label,
                                cgroup_ns=linux.namespace("cgroup") is not None)
-    if not _dev_is_bound(spec):
+    if own_mntns and not _dev_is_bound(spec):  # without: the rootfs's /dev as it is
         with step(chan, "create default devices in /dev"):
             devices.create_default_devices(rootfs, proc is not None and proc.terminal)
     for dev in linux.devices:
@@ -283,8 +316,18 @@ def _setup_and_exec(ctx: InitContext) -> None:
     with step(chan, "createContainer hooks"):
         run_hooks("createContainer", spec.hooks.create_container, state)
 
-    with step(chan, "pivot_root into rootfs" if not ctx.no_pivot else "move rootfs to /"):
-        (mounts.move_into if ctx.no_pivot else mounts.pivot_into)(rootfs)
+    fd_dir = None
+    if not own_mntns:
+        # Never pivot_root or MS_MOVE here (--no-pivot included): this is the runtime's
+        # mount namespace. The exec FIFO is reopened through /proc, which the rootfs has
+        # not got (no proc mount without a mount namespace): keep the host's
+        # /proc/self/fd open for that, until the FIFO is open (before any user code).
+        with step(chan, "chroot into rootfs (no mount namespace)"):
+            fd_dir = _proc_fd_dir()
+            mounts.chroot_into(rootfs)
+    else:
+        with step(chan, "pivot_root into rootfs" if not ctx.no_pivot else "move rootfs to /"):
+            (mounts.move_into if ctx.no_pivot else mounts.pivot_into)(rootfs)
     if linux.rootfs_propagation:
         with step(chan, f"set rootfs propagation of / ({linux.rootfs_propagation})"):
             mounts.finish_root(linux.rootfs_propagation)
@@ -309,14 +352,16 @@ def _setup_and_exec(ctx: InitContext) -> None:
             mounts.readonly_root()
     if proc is None:
         # runtime.md: create works without a process; start then MUST fail.
-        _ready_then_fail(ctx, state, "process was not set in config.json; nothing to start")
-    path, env, hop = become_process(chan, proc, ctx.seccomp, ctx.caller_umask, setgroups)
+        _ready_then_fail(ctx, state, "process was not set in config.json; nothing to start",
+                         fd_dir)
+    path, env, hop = become_process(chan, proc, ctx.seccomp, ctx.caller_umask, setgroups,
+                                    linux.personality)
     with step(chan, "check the exec FIFO"):
-        _check_fifo_reachable(ctx.fifo_fd)
+        _check_fifo_reachable(ctx.fifo_fd, fd_dir)
     chan.send("ready")
     chan.close()
     # Blocks until `start` opens the FIFO for reading: the container is "created".
-    fifo = _open_fifo(ctx.fifo_fd)
+    fifo = _open_fifo(ctx.fifo_fd, fd_dir)
     try:
         run_hooks("startContainer", spec.hooks.start_container, state | {"status": "created"})
         hop.execve(path, list(proc.args), env)
@@ -328,17 +373,31 @@ def _setup_and_exec(ctx: InitContext) -> None:
 
 
 def become_process(chan: Channel, proc: Process, seccomp: Any, caller_umask: int,
-                   setgroups: bool) -> tuple[str, dict[str, str], Trampoline]:
+                   setgroups: bool, personality: Personality | None = None,
+                   ) -> tuple[str, dict[str, str], Trampoline]:
     """The process attributes of config.md "Process", in the order that keeps each one
-    possible: rlimits, terminal, capabilities across the uid change, umask, cwd, labels,
-    no_new_privs, seccomp. Shared by the container's init and `exec`. Returns the program
-    to exec, its environment and the trampoline to exec it through (made first: an
-    rlimit or the seccomp filter could forbid making it later)."""
+    possible: rlimits, scheduler/ioPriority/personality, terminal, capabilities across
+    the uid change, umask, cwd, labels, no_new_privs, seccomp. Shared by the container's
+    init and `exec`. Returns the program to exec, its environment and the trampoline to
+    exec it through (made first: an rlimit or the seccomp filter could forbid making it
+    later)."""
     with step(chan, "prepare the exec trampoline"):
         hop = Trampoline()
     for rl in proc.rlimits:
         with step(chan, f"set rlimit {rl.type}"):
             process.set_rlimit(rl)
+    # Scheduling attributes and the personality: while we still hold every capability
+    # (real-time policies, negative nice and IOPRIO_CLASS_RT need CAP_SYS_NICE or
+    # CAP_SYS_ADMIN) and before a seccomp filter that may forbid the calls.
+    if proc.scheduler is not None:
+        with step(chan, "set the scheduling policy"):
+            process.set_scheduler(proc.scheduler)
+    if proc.io_priority is not None:
+        with step(chan, "set the I/O priority"):
+            process.set_io_priority(proc.io_priority)
+    if personality is not None:
+        with step(chan, "set the execution domain"):
+            process.set_personality(personality)
     if proc.terminal:
         with step(chan, "set up the terminal"):
             master, slave = terminal.open_pty(proc.console_size)
@@ -395,13 +454,40 @@ def _check_cwd() -> None:
                            "-- possible container breakout detected")
 
 
-def _check_fifo_reachable(fifo_fd: int) -> None:
+def _refuse_mounts_without_mntns(spec: Spec) -> None:
+    """Defence in depth for a config without a mount namespace: validation refused
+    everything that needs a mount (config/semantic.py no_mount_namespace_problems); if
+    anything of it got here, stop before touching the runtime's mount namespace."""
+    linux = spec.linux
+    if (spec.mounts or linux.masked_paths or linux.readonly_paths or linux.devices
+            or linux.sysctl or linux.rootfs_propagation
+            or (spec.root is not None and spec.root.readonly)):
+        raise RuntimeError("pyoci bug: a config without a mount namespace that needs "
+                           "mounts got past validation; refusing to mount in the runtime's "
+                           "mount namespace")
+
+
+def _proc_fd_dir() -> int:
+    """O_PATH fd of this process's fd directory in the host's procfs (checked to be a
+    procfs), for reopening the exec FIFO after a chroot into a rootfs without /proc."""
+    fd = os.open("/proc/self/fd", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    if sc.fstatfs_type(fd) != sc.PROC_SUPER_MAGIC:
+        os.close(fd)
+        raise RuntimeError("/proc/self/fd is not on a procfs")
+    return fd
+
+
+def _check_fifo_reachable(fifo_fd: int, fd_dir: int | None = None) -> None:
     """The FIFO is reopened through the container's /proc after `ready` (runc does the
     same), so check now, while an error can still be reported, that /proc is there and
-    leads to this very FIFO."""
+    leads to this very FIFO. ``fd_dir``: the host's /proc/self/fd, held open instead
+    when the container has no mount namespace."""
     want = os.fstat(fifo_fd)
     try:
-        got = os.stat(f"/proc/self/fd/{fifo_fd}")
+        if fd_dir is not None:
+            got = os.stat(str(fifo_fd), dir_fd=fd_dir)
+        else:
+            got = os.stat(f"/proc/self/fd/{fifo_fd}")
     except OSError as exc:
         raise RuntimeError(f"/proc/self/fd/{fifo_fd}: {describe_oserror(exc)}: the exec "
                            "FIFO is reopened through /proc, so the container needs a proc "
@@ -411,11 +497,15 @@ def _check_fifo_reachable(fifo_fd: int) -> None:
                            "the container's procfs")
 
 
-def _open_fifo(fifo_fd: int) -> int:
+def _open_fifo(fifo_fd: int, fd_dir: int | None = None) -> int:
     """Open the exec FIFO for writing through its O_PATH fd (blocks until `start`), check
     it is the same FIFO, and drop the O_PATH fd: no runtime fd reaches the user's program
     but this one, which is close-on-exec."""
-    fd = os.open(f"/proc/self/fd/{fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
+    if fd_dir is not None:
+        fd = os.open(str(fifo_fd), os.O_WRONLY | os.O_CLOEXEC, dir_fd=fd_dir)
+        os.close(fd_dir)  # before any hook or the user's program runs
+    else:
+        fd = os.open(f"/proc/self/fd/{fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
     want, got = os.fstat(fifo_fd), os.fstat(fd)
     if (got.st_dev, got.st_ino) != (want.st_dev, want.st_ino) or not stat.S_ISFIFO(got.st_mode):
         # Checked before `ready` already; only a /proc swapped since can get here. There
@@ -435,13 +525,14 @@ def _load_seccomp(chan: Channel, seccomp: Any) -> None:
         chan.expect("seccomp-done")
 
 
-def _ready_then_fail(ctx: InitContext, state: dict, reason: str) -> NoReturn:
+def _ready_then_fail(ctx: InitContext, state: dict, reason: str,
+                     fd_dir: int | None = None) -> NoReturn:
     """Be a created container whose start can only fail, with ``reason``."""
     with step(ctx.chan, "check the exec FIFO"):
-        _check_fifo_reachable(ctx.fifo_fd)
+        _check_fifo_reachable(ctx.fifo_fd, fd_dir)
     ctx.chan.send("ready")
     ctx.chan.close()
-    fifo = _open_fifo(ctx.fifo_fd)
+    fifo = _open_fifo(ctx.fifo_fd, fd_dir)
     os.write(fifo, reason.encode())
     os._exit(1)
 

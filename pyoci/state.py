@@ -162,11 +162,30 @@ def proc_stat(pid: int) -> tuple[str, int] | None:
     return fields[0].decode(), int(fields[19])
 
 
+def check_root(root: str) -> None:
+    """Refuse a state root this caller cannot enter, instead of taking its containers for
+    missing (`delete --force` of a missing id succeeds, as with runc). State roots are
+    0700 and their owner's alone: rootless users reach only their own containers, and
+    another user's (or root's) are refused here (docs/rootless.md)."""
+    if os.access(root, os.X_OK):
+        return
+    try:
+        os.stat(root)
+    except FileNotFoundError:
+        return   # nothing created yet; create makes it
+    except OSError as exc:
+        raise PyociError(f"state root {root}: {describe_oserror(exc)}") from None
+    raise PyociError(f"state root {root}: permission denied: it belongs to "
+                     f"{'another user' if os.stat(root).st_uid != os.geteuid() else 'you'}"
+                     ", and containers are reachable only by the user who created them")
+
+
 class Container:
     """One container's directory under --root and its recorded state."""
 
     def __init__(self, root: str, cid: str) -> None:
         check_id(cid)
+        check_root(root)
         self.root = root
         self.id = cid
         self.dir = os.path.join(root, cid)

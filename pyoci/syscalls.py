@@ -432,3 +432,41 @@ def openat2(dirfd: int, path: str, flags: int, resolve: int, mode: int = 0) -> i
                                 ctypes.c_char_p(os.fsencode(path)),
                                 ctypes.c_void_p(ctypes.addressof(how)),
                                 ctypes.c_long(ctypes.sizeof(how))), path)
+
+
+# --- fields: scheduling attributes and personality (issue 13) ----------------------------
+_SYS_NUMBERS["sched_setattr"] = (314, 274)
+_SYS_NUMBERS["ioprio_set"] = (251, 30)
+_SYS_NUMBERS["ioprio_get"] = (252, 31)
+IOPRIO_WHO_PROCESS = 1
+_libc.personality.argtypes = [ctypes.c_ulong]
+
+
+def sched_setattr(policy: int, flags: int = 0, nice: int = 0, priority: int = 0,
+                  runtime: int = 0, deadline: int = 0, period: int = 0, pid: int = 0) -> None:
+    """sched_setattr(2) with the VER0 struct sched_attr (48 bytes: size, policy, flags,
+    nice, priority, runtime, deadline, period). pid 0 is the calling thread, which in
+    pyoci's single-threaded children is the process."""
+    attr = struct.pack("=IIQiIQQQ", 48, policy, flags, nice, priority, runtime, deadline,
+                       period)
+    buf = ctypes.create_string_buffer(attr, len(attr))
+    _check(_libc.syscall(ctypes.c_long(_sysno("sched_setattr")), ctypes.c_long(pid), buf,
+                         ctypes.c_long(0)), "sched_setattr")
+
+
+def ioprio_set(value: int, pid: int = 0) -> None:
+    """ioprio_set(IOPRIO_WHO_PROCESS, pid, value); pid 0 is the caller."""
+    _check(_libc.syscall(ctypes.c_long(_sysno("ioprio_set")), ctypes.c_long(IOPRIO_WHO_PROCESS),
+                         ctypes.c_long(pid), ctypes.c_long(value)), "ioprio_set")
+
+
+def ioprio_get(pid: int = 0) -> int:
+    """ioprio_get(IOPRIO_WHO_PROCESS, pid): (class << 13) | level."""
+    return _check(_libc.syscall(ctypes.c_long(_sysno("ioprio_get")),
+                                ctypes.c_long(IOPRIO_WHO_PROCESS), ctypes.c_long(pid)),
+                  "ioprio_get")
+
+
+def personality(persona: int) -> int:
+    """personality(2); returns the previous persona. 0xffffffff only queries."""
+    return _check(_libc.personality(persona), "personality")

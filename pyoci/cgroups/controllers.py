@@ -9,8 +9,21 @@ nothing. Fields that are pointers in runc (``cpu.burst``, ``cpu.idle``, ``pids.l
 
 Decisions, each with its reason:
 
-* ``memory.kernel``/``kernelTCP`` are deprecated (config-linux.md: NOT RECOMMENDED; the
-  kernel dropped kmem limits in 5.16): ignored with a warning, as runc >= 1.1 does.
+* ``memory.kernel`` is deprecated (config-linux.md: NOT RECOMMENDED; the kernel dropped
+  kmem limits in 5.16/6.1): ignored with a warning, as runc >= 1.1 does ("Kernel memory
+  settings are ignored and will be removed").
+* ``memory.kernelTCP`` is applied on v1 (``memory.kmem.tcp.limit_in_bytes``; a non-zero
+  value, 0 is "unset" as in runc 1.0, the last runc that wrote it): the kernel still
+  enforces that limit, so ignoring it would run the container without the environment it
+  asked for (runtime.md Lifecycle step 2; issue 13). runc >= 1.1 drops it with its kmem
+  warning; pyoci departs from that on purpose. A kernel without the file is an error
+  naming it. v2 has no TCP-buffer limit of its own (socket memory is charged to
+  ``memory.max``): ignored with a warning there, as runc's fs2 does.
+* ``memory.useHierarchy`` is written to v1's ``memory.use_hierarchy`` (runc has no such
+  setting and drops it). Since Linux 5.x the kernel is always hierarchical: ``true`` is
+  accepted, ``false`` is refused by the kernel (EINVAL), which is reported naming the
+  field rather than run non-hierarchically in name only. v2 is always hierarchical:
+  ``false`` is ignored there with a warning.
 * ``memory.swap`` is memory+swap (config-linux.md); v1's ``memory.memsw.limit_in_bytes``
   has the same meaning. v2's ``memory.swap.max`` is swap alone: ``swap - limit``
   (:func:`swap_to_v2`, runc's ConvertMemorySwapToCgroupV2Value).
@@ -220,6 +233,8 @@ def _memory_fields(m: Memory, v2: bool) -> Iterable[tuple[str, bool]]:
     if not v2:
         yield "swappiness", m.swappiness is not None and m.swappiness != -1
         yield "disableOOMKiller", bool(m.disable_oom_killer)
+        yield "kernelTCP", bool(m.kernel_tcp)
+        yield "useHierarchy", m.use_hierarchy is not None
 
 
 def _cpu_fields(c: Cpu, v2: bool) -> Iterable[tuple[str, str, bool]]:
@@ -292,10 +307,10 @@ def needed_v2(res: Resources) -> dict[str, str]:
 # --- cgroup v1 (Documentation/admin-guide/cgroup-v1/*) ------------------------------------
 
 def _warn_kernel_memory(m: Memory) -> None:
-    """runc 1.1+ ignores kernel/kernelTCP on both versions: the kernel deprecated them."""
-    if m.kernel is not None or m.kernel_tcp is not None:
-        log.warn(f"{P}.memory.kernel/kernelTCP: kernel memory limits are deprecated and "
-                 "ignored")
+    """runc 1.1+ ignores memory.kernel on both versions: the kernel deprecated kmem limits
+    (kernelTCP: see the module docstring)."""
+    if m.kernel is not None:
+        log.warn(f"{P}.memory.kernel: kernel memory limits are deprecated and ignored")
 
 
 def _v1_memory(d: str, res: Resources, update: bool) -> None:
@@ -338,6 +353,11 @@ def _v1_memory(d: str, res: Resources, update: bool) -> None:
             raise CgroupError(f"{P}.memory.swappiness: {m.swappiness} is out of range "
                               f"(the kernel accepts 0 to 100)")
         _put(d, "memory.swappiness", str(m.swappiness), f"{P}.memory.swappiness")
+    if m.kernel_tcp:
+        _put(d, "memory.kmem.tcp.limit_in_bytes", str(m.kernel_tcp), f"{P}.memory.kernelTCP")
+    if m.use_hierarchy is not None:
+        _put(d, "memory.use_hierarchy", "1" if m.use_hierarchy else "0",
+             f"{P}.memory.useHierarchy")
 
 
 def _v1_memory_limit(d: str, limit: int) -> None:
@@ -597,7 +617,9 @@ def _v2_memory(d: str, res: Resources, update: bool) -> None:
         return
     _warn_kernel_memory(m)
     _ignored_on_v2(("swappiness", m.swappiness is not None),
-                   ("disableOOMKiller", bool(m.disable_oom_killer)), prefix="memory")
+                   ("disableOOMKiller", bool(m.disable_oom_killer)),
+                   ("kernelTCP", bool(m.kernel_tcp)),
+                   ("useHierarchy", m.use_hierarchy is False), prefix="memory")
     limit, swap, reservation = m.limit or 0, m.swap or 0, m.reservation or 0
     if not (limit or swap or reservation):
         return

@@ -54,6 +54,9 @@ V1_TO_V2 = {"memory": "memory", "cpu": "cpu", "cpuacct": "cpu", "cpuset": "cpuse
 #: ``unified`` keys with these prefixes are core files, present without any controller.
 _CORE_PREFIXES = frozenset({"cgroup"})
 
+#: errnos that mean "this cgroup is not delegated to the caller" (runc's isIgnorableError).
+_DENIED = frozenset({errno.EACCES, errno.EPERM, errno.EROFS})
+
 _SIGKILL = 9  # the same on every Linux architecture (asm-generic/signal.h and the others)
 
 FREEZE_TIMEOUT = 5.0      # seconds to wait for FROZEN / "frozen 1"
@@ -199,8 +202,11 @@ def _refuse_own_or_ancestor(directory: str, own_dir: str | None, mount_point: st
 
 
 def open_manager(cgroups_path: str | None, cid: str, *, systemd: bool = False,
-                 layout: Layout | None = None) -> Manager:
-    """A manager for ``linux.cgroupsPath`` on this host (``layout`` is for tests)."""
+                 layout: Layout | None = None, rootless: bool = False) -> Manager:
+    """A manager for ``linux.cgroupsPath`` on this host (``layout`` is for tests).
+
+    ``rootless`` (pyoci/rootless.py): runc's rootless cgroup rules, see
+    :meth:`Manager.create` and :meth:`Manager.set`."""
     if layout is None:
         from pyoci.cgroups.detect import detect
         try:
@@ -210,8 +216,12 @@ def open_manager(cgroups_path: str | None, cid: str, *, systemd: bool = False,
     if not layout.v1 and layout.unified_mount is None:
         raise CgroupError("no cgroup hierarchy is mounted (see /proc/self/mountinfo)")
     v1, unified = resolve(layout, cgroups_path, cid, systemd=systemd)
-    return Manager(layout.mode, v1, unified, layout.unified_mount,
-                   unified_base=layout.unified_own_dir, created=False)
+    mgr = Manager(layout.mode, v1, unified, layout.unified_mount,
+                  unified_base=layout.unified_own_dir, created=False)
+    if rootless:
+        mgr.rootless = True
+        mgr.explicit_path = bool(cgroups_path) or systemd
+    return mgr
 
 
 def manager_from_state(doc: dict[str, Any]) -> Manager:
@@ -239,7 +249,14 @@ def manager_from_state(doc: dict[str, Any]) -> Manager:
     mgr = Manager(mode, v1, unified, mount, unified_base=base, created=created,
                   parents=parents)
     mgr.planned = planned
+    mgr.rootless = doc.get("rootless") is True
     return mgr
+
+
+def _unprivileged() -> bool:
+    from pyoci.rootless import in_user_namespace
+
+    return os.geteuid() != 0 or in_user_namespace()
 
 
 # --- small file helpers -------------------------------------------------------------------
@@ -352,6 +369,15 @@ class Manager:
         #: killed between two mkdirs leaves directories delete can still find.
         self.planned: list[str] | None = None
         self._record: dict[str, Any] = {}
+        #: runc's rootless cgroups (pyoci/rootless.py): a hierarchy the user may not
+        #: create in is skipped when the config names no cgroupsPath; device rules are
+        #: never written. ``skipped``: hierarchy ("unified" or a v1 controller) -> the
+        #: directory that could not be made or joined, and why.
+        self.rootless = False
+        self.explicit_path = False
+        self.skipped: dict[str, tuple[str, str]] = {}
+        #: Directories a limit was written to (rootless: such a one is never skipped).
+        self._limited: set[str] = set()
 
     def __repr__(self) -> str:
         return (f"Manager(mode={self.mode!r}, v1={self.v1!r}, unified={self.unified!r}, "
@@ -380,6 +406,8 @@ class Manager:
             "unified_mount": self.unified_mount, "unified_base": self.unified_base,
             "created": self.created, "parents": list(self.parents),
             "planned": [] if self.created else list(self.planned or [])})
+        if self.rootless:
+            self._record["rootless"] = True
         return self._record
 
     def directories(self) -> list[str]:
@@ -435,15 +463,23 @@ class Manager:
         made: list[str] = []
         dirs = self.directories()
         try:
-            for d in dirs:
+            for d in list(dirs):
                 for level in self._missing_levels(d):
                     try:
                         os.mkdir(level, 0o755)
                     except FileExistsError:
                         continue
                     except OSError as exc:
+                        if self._may_skip(exc):
+                            self._skip(d, f"creating {level}: {describe_oserror(exc)}")
+                            dirs.remove(d)
+                            break
+                        hint = ""
+                        if self.rootless and exc.errno in _DENIED:
+                            hint = (" (rootless: the cgroup is not delegated to this user; "
+                                    "runc fails too when linux.cgroupsPath is set)")
                         raise CgroupError(f"creating the cgroup {level}: "
-                                          f"{describe_oserror(exc)}") from exc
+                                          f"{describe_oserror(exc)}{hint}") from exc
                     made.append(level)
             # Checked after the mkdirs: a directory someone made meanwhile is checked too.
             for d in dirs:
@@ -461,7 +497,19 @@ class Manager:
                     raise CgroupError(f"linux.cgroupsPath: the container's cgroup {d} is "
                                       f"unexpectedly frozen ({reason})")
             if "cpuset" in self.v1:
-                _fill_cpuset(self.v1["cpuset"])
+                try:
+                    _fill_cpuset(self.v1["cpuset"])
+                except CgroupError as exc:
+                    if not (self.rootless and not self.explicit_path
+                            and isinstance(exc.__cause__, OSError)
+                            and exc.__cause__.errno in _DENIED):
+                        raise
+                    # An ancestor's empty cpuset the user may not fill: no cpuset here.
+                    d = self.v1["cpuset"]
+                    if d in made:
+                        os.rmdir(d)
+                        made.remove(d)
+                    self._skip(d, str(exc))
         except BaseException:
             for level in reversed(made):
                 try:
@@ -487,9 +535,49 @@ class Manager:
         return list(reversed(levels))
 
     def add(self, pid: int) -> None:
-        """Move ``pid`` (the whole process) into the container's cgroup everywhere."""
+        """Move ``pid`` (the whole process) into the container's cgroup everywhere.
+
+        Rootless without a cgroupsPath, a hierarchy the user may create in but not move
+        the process into (cgroup v2 needs write access to cgroup.procs of the common
+        ancestor, cgroup-v2.rst "Delegation Containment") is left, as runc's fs manager
+        leaves it, unless a limit was written there: that limit would not apply."""
         for d in self.directories():
-            _write(os.path.join(d, "cgroup.procs"), str(pid), f"adding pid {pid} to {d}")
+            try:
+                _write(os.path.join(d, "cgroup.procs"), str(pid), f"adding pid {pid} to {d}")
+            except CgroupError as exc:
+                cause = exc.__cause__
+                if not (isinstance(cause, OSError) and self._may_skip(cause)) \
+                        or d in self._limited:
+                    raise
+                self._skip(d, str(exc))
+                try:
+                    os.rmdir(d)
+                except OSError:
+                    pass
+        self.to_state()
+
+    def _may_skip(self, exc: OSError) -> bool:
+        """runc's isIgnorableError: rootless, no cgroupsPath in the config, and the kernel
+        said permission denied / not permitted / read-only."""
+        return self.rootless and not self.explicit_path and exc.errno in _DENIED
+
+    def _skip(self, directory: str, why: str) -> None:
+        """Leave out a hierarchy the rootless user cannot use (runc: delete(m.paths, name)),
+        with a debug line."""
+        from pyoci import log
+
+        names = [c for c, d in self.v1.items() if d == directory]
+        for c in names:
+            del self.v1[c]
+            self.skipped[c] = (directory, why)
+        if self.unified == directory:
+            self.unified = None
+            self.unified_mount = None
+            self.unified_base = None
+            self.skipped["unified"] = (directory, why)
+            names.append("unified")
+        log.debug(f"rootless: no cgroup in the {','.join(names) or directory} hierarchy "
+                  f"({why}); skipped, as runc does without a delegated cgroup")
 
     # -- resources --------------------------------------------------------------------------
 
@@ -503,6 +591,19 @@ class Manager:
         controller the host has nowhere is an error naming the field that needs it; runc
         silently skips some of these, which would leave a limit the user asked for unset.
         """
+        if self.rootless and device_rules is not None and _unprivileged():
+            # runc: "errors from the device subsystem are ignored, as it is really not
+            # expected to work" rootless (writing devices.deny or attaching a device
+            # program needs CAP_SYS_ADMIN on the host); pyoci does not even try. Root on
+            # the host with an explicit --rootless true still gets its allow-list.
+            from pyoci import log
+
+            log.debug("rootless: the device allow-list is not written (devices cgroup)")
+            device_rules = None
+        if res is not None and self.skipped:
+            self._check_skipped(res)
+        if res is not None and self.rootless:
+            self._note_limited(res)
         if res is not None:
             from pyoci.cgroups import controllers as ctl
 
@@ -512,6 +613,50 @@ class Manager:
                 self._set_v1(res, ctl, update)
         if device_rules is not None:
             self._set_devices(device_rules)
+
+    def _note_limited(self, res: Resources) -> None:
+        from pyoci.cgroups import controllers as ctl
+
+        needed = ctl.needed_v2(res) if self.mode == "v2" else ctl.needed_v1(res)
+        for c in needed:
+            if c == "devices":
+                continue
+            if c in self.v1:
+                self._limited.add(self.v1[c])
+            elif self.unified is not None:
+                self._limited.add(self.unified)
+        if res.unified and self.unified is not None:
+            self._limited.add(self.unified)
+
+    def _check_skipped(self, res: Resources) -> None:
+        """A limit for a hierarchy left out (rootless, not delegated) is an error, as with
+        runc ("cannot set X limit: container could not join or create cgroup")."""
+        from pyoci.cgroups import controllers as ctl
+
+        if self.mode == "v2":
+            needed = {c: p for c, p in ctl.needed_v2(res).items()
+                      if c not in _CORE_PREFIXES}
+            where = {c: "unified" for c in needed}
+        else:
+            needed = {c: p for c, p in ctl.needed_v1(res).items() if c != "devices"}
+            where = {c: c if c not in self.v1 and c in self.skipped else None
+                     for c in needed}
+            for c in needed:
+                if where[c] is None and c not in self.v1 and self.unified is None \
+                        and "unified" in self.skipped:
+                    where[c] = "unified"
+            if res.unified and self.unified is None and "unified" in self.skipped:
+                needed["unified"] = "linux.resources.unified"
+                where["unified"] = "unified"
+        for c, json_path in needed.items():
+            h = where.get(c)
+            if h is None or h not in self.skipped:
+                continue
+            directory, why = self.skipped[h]
+            raise CgroupError(
+                f"{json_path}: cannot set the {c} limit: the rootless container could not "
+                f"create or join its cgroup ({why}); delegate a cgroup to this user "
+                "(chown it) and name it in linux.cgroupsPath, or remove the limit")
 
     def _unified_available(self) -> frozenset[str]:
         if self.unified_mount is None:

@@ -10,6 +10,7 @@ from pyoci.config.model import (
     BlockIO,
     Capabilities,
     Cpu,
+    CPUAffinity,
     Device,
     DeviceRule,
     Hook,
@@ -17,17 +18,20 @@ from pyoci.config.model import (
     HugepageLimit,
     IDMapping,
     InterfacePriority,
+    IOPriority,
     Linux,
     Memory,
     Mount,
     Namespace,
     NetDevice,
     Network,
+    Personality,
     Process,
     Rdma,
     Resources,
     Rlimit,
     Root,
+    Scheduler,
     Seccomp,
     Spec,
     SyscallArg,
@@ -72,6 +76,7 @@ def load_hooks(doc: dict[str, Any] | None) -> Hooks:
 def load_process(doc: dict[str, Any]) -> Process:
     user = doc.get("user") or {}
     caps = doc.get("capabilities")
+    sched, ioprio, aff = (doc.get(k) for k in ("scheduler", "ioPriority", "execCPUAffinity"))
     return Process(
         args=_strs(doc.get("args")),
         cwd=doc.get("cwd", "/"),
@@ -91,6 +96,15 @@ def load_process(doc: dict[str, Any]) -> Process:
             ambient=_opt_strs(caps.get("ambient"))),
         apparmor_profile=doc.get("apparmorProfile"),
         selinux_label=doc.get("selinuxLabel"),
+        scheduler=None if sched is None else Scheduler(
+            policy=sched["policy"], nice=sched.get("nice", 0),
+            priority=sched.get("priority", 0), flags=_strs(sched.get("flags")),
+            runtime=sched.get("runtime", 0), deadline=sched.get("deadline", 0),
+            period=sched.get("period", 0)),
+        io_priority=None if ioprio is None else IOPriority(ioprio["class"], ioprio["priority"]),
+        # An empty list means "not set", as in runc (its parser skips "").
+        exec_cpu_affinity=None if not aff or not (aff.get("initial") or aff.get("final"))
+        else CPUAffinity(aff.get("initial") or None, aff.get("final") or None),
     )
 
 
@@ -187,7 +201,8 @@ def load_linux(doc: dict[str, Any] | None) -> Linux:
         seccomp=load_seccomp(doc.get("seccomp")),
         net_devices=tuple(NetDevice(host, (d or {}).get("name") or None)
                           for host, d in (doc.get("netDevices") or {}).items()),
-        personality=_freeze(doc.get("personality")),
+        personality=None if doc.get("personality") is None else Personality(
+            doc["personality"]["domain"], _strs(doc["personality"].get("flags"))),
         intel_rdt=_freeze(doc.get("intelRdt")),
         memory_policy=_freeze(doc.get("memoryPolicy")),
     )

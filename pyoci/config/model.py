@@ -1,8 +1,8 @@
 """Frozen records for a validated runtime-spec config.
 
 Executors receive these, never the raw JSON: a field the executors use has a typed
-attribute here. Sections pyoci does not apply (``intelRdt``, ``personality``,
-...) are kept as read-only mappings so they can still be reported and round-tripped.
+attribute here. Sections pyoci refuses (``intelRdt``, ``memoryPolicy``) are kept as
+read-only mappings so they can still be reported and round-tripped.
 
 The classes are :func:`pyoci.record.frozen` records rather than attrs or dataclasses, and
 this module imports neither typing nor collections.abc at run time: ``create`` imports it
@@ -73,6 +73,40 @@ class Capabilities:
 
 
 @frozen
+class Scheduler:
+    """process.scheduler (config.md): sched_setattr(2)'s sched_attr, by name."""
+    policy: str
+    nice: int = 0
+    priority: int = 0
+    flags: tuple[str, ...] = ()
+    runtime: int = 0
+    deadline: int = 0
+    period: int = 0
+
+
+@frozen
+class IOPriority:
+    """process.ioPriority (config.md): ioprio_set(2) class and level (0 highest)."""
+    klass: str  # "class" in JSON
+    priority: int
+
+
+@frozen
+class CPUAffinity:
+    """process.execCPUAffinity (config.md): cpuset lists for an `exec`'d process, before
+    (``initial``) and after (``final``) it joins the container's cgroup."""
+    initial: str | None = None
+    final: str | None = None
+
+
+@frozen
+class Personality:
+    """linux.personality (config-linux.md): the execution domain; flags are refused."""
+    domain: str
+    flags: tuple[str, ...] = ()
+
+
+@frozen
 class Process:
     args: tuple[str, ...]
     cwd: str
@@ -86,6 +120,9 @@ class Process:
     capabilities: Capabilities | None = None
     apparmor_profile: str | None = None
     selinux_label: str | None = None
+    scheduler: Scheduler | None = None
+    io_priority: IOPriority | None = None
+    exec_cpu_affinity: CPUAffinity | None = None
 
 
 @frozen
@@ -297,7 +334,7 @@ class Linux:
     resources: Resources | None = None
     seccomp: Seccomp | None = None
     net_devices: tuple[NetDevice, ...] = ()
-    personality: Mapping[str, Any] | None = None
+    personality: Personality | None = None
     intel_rdt: Mapping[str, Any] | None = None
     memory_policy: Mapping[str, Any] | None = None
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 import resource
 
+from pyoci.config.procattrs import personality_problems, process_problems
+
 TYPE_CHECKING = False  # typing costs ~3 ms to import; only checkers need it here
 if TYPE_CHECKING:
     from typing import Any
@@ -66,6 +68,60 @@ def _abs(problems: list[tuple[str, str]], path: str, value: Any, what: str) -> N
         problems.append((path, f"{what} must be an absolute path, found {value!r}"))
 
 
+_NO_MNTNS = ("there is no mount namespace (config-linux.md: it is then the runtime's own), so "
+             "{what} would land in the runtime's mount namespace, outside the container, and "
+             "outlive it; add {{\"type\": \"mount\"}} to linux.namespaces or drop this field")
+
+
+# What leaves a chroot, or reaches the runtime's mount namespace from inside one.
+_ESCAPE_CAPS = {
+    "CAP_SYS_CHROOT": "chroot(2) again lets a process climb out of a chroot",
+    "CAP_SYS_ADMIN": "it can mount in the runtime's (the host's) mount namespace",
+    "CAP_DAC_READ_SEARCH": "open_by_handle_at(2) opens any file of a filesystem by handle",
+    "CAP_MKNOD": "it can make a device node of a host disk and read it",
+    "CAP_SYS_PTRACE": "it can reach processes outside the chroot through /proc",
+}
+
+
+def no_mount_namespace_problems(doc: dict[str, Any]) -> list[tuple[str, str]]:
+    """A config without a mount namespace is supported (config-linux.md "Namespaces": a
+    type not listed is inherited from the runtime): the init only chroots into the rootfs
+    and makes no mount. What needs a mount is refused here, with the reason, rather than
+    made in the caller's namespace as runc 1.1 does (its mounts, device nodes and
+    "rslave /" stay on the host after delete): mounts, masked and read-only paths, a
+    read-only root (a remount of the mount holding the rootfs), rootfsPropagation (of the
+    runtime's own /), devices (mknod or bind in the caller's /dev tree) and sysctls
+    (written through the container's /proc, which needs a proc mount)."""
+    out: list[tuple[str, str]] = []
+    linux = doc.get("linux") or {}
+    if doc.get("mounts"):
+        out.append(("mounts", _NO_MNTNS.format(what="these mounts")))
+    for key, what in (("maskedPaths", "masking them (a mount over each)"),
+                      ("readonlyPaths", "making them read-only (a bind remount of each)")):
+        if linux.get(key):
+            out.append((f"linux.{key}", _NO_MNTNS.format(what=what)))
+    if (doc.get("root") or {}).get("readonly"):
+        out.append(("root.readonly", _NO_MNTNS.format(
+            what="remounting the root read-only (the runtime's mount holding the rootfs)")))
+    if linux.get("rootfsPropagation"):
+        out.append(("linux.rootfsPropagation", _NO_MNTNS.format(
+            what="the propagation change (of the runtime's own /)")))
+    if linux.get("devices"):
+        out.append(("linux.devices", _NO_MNTNS.format(
+            what="the device nodes (made or bind-mounted in the rootfs's /dev)")))
+    caps = (doc.get("process") or {}).get("capabilities") or {}
+    for name in sorted({c for kind in ("bounding", "permitted", "effective")
+                        for c in caps.get(kind) or () if c in _ESCAPE_CAPS}):
+        out.append(("process.capabilities", f"{name}: {_ESCAPE_CAPS[name]}; without a mount "
+                    "namespace the rootfs is only a chroot, so this capability gets the "
+                    "process out of it: drop it, or add a mount namespace"))
+    if linux.get("sysctl"):
+        out.append(("linux.sysctl", "there is no mount namespace, so the container has no "
+                    "/proc of its own to write sysctls through (pyoci writes them through "
+                    "the container's proc mount); add a mount namespace with a /proc mount"))
+    return out
+
+
 def semantic_problems(doc: dict[str, Any], bundle: str | None) -> list[tuple[str, str]]:
     problems: list[tuple[str, str]] = []
     linux = doc.get("linux") or {}
@@ -104,6 +160,7 @@ def semantic_problems(doc: dict[str, Any], bundle: str | None) -> list[tuple[str
                     and rl["soft"] > rl["hard"]:
                 problems.append((f"process.rlimits[{i}]",
                                  f"soft limit {rl['soft']} exceeds hard limit {rl['hard']}"))
+        problems.extend(process_problems(process))
 
     for kind, hooks in (doc.get("hooks") or {}).items():
         for i, hook in enumerate(hooks or []):
@@ -119,8 +176,7 @@ def semantic_problems(doc: dict[str, Any], bundle: str | None) -> list[tuple[str
             problems.append((f"linux.namespaces[{i}].path",
                              f"must be an absolute path, found {ns['path']!r}"))
     if "mount" not in ns_types:
-        problems.append(("linux.namespaces", "a mount namespace is required: pyoci sets up the "
-                         "rootfs in the container's own mount namespace"))
+        problems.extend(no_mount_namespace_problems(doc))
 
     user_ns = next((n for n in namespaces if n.get("type") == "user"), None)
     has_maps = bool(linux.get("uidMappings") or linux.get("gidMappings"))
@@ -161,6 +217,7 @@ def semantic_problems(doc: dict[str, Any], bundle: str | None) -> list[tuple[str
                                  f"not allowed in the host's {needed} namespace: {why}; "
                                  "setting it would change the host"))
 
+    problems.extend(personality_problems(linux.get("personality")))
     for i, dev in enumerate(linux.get("devices") or []):
         _abs(problems, f"linux.devices[{i}].path", dev.get("path"), "device path")
     for key in ("maskedPaths", "readonlyPaths"):

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import os
 
-from pyoci import syscalls as sc
 from pyoci.config.model import Process, Spec
 from pyoci.errors import PyociError
+from pyoci.executors.procfs import open_proc_file
 
 _APPARMOR_ENABLED = "/sys/module/apparmor/parameters/enabled"
 _SELINUX_FS = "/sys/fs/selinux"
@@ -53,17 +53,16 @@ def check(spec: Spec) -> None:
 
 def _write_exec_attr(lsm: str, value: str) -> None:
     """Labels written to attr/exec take effect at the next execve, not now: the init can
-    still finish its own setup under the runtime's label."""
-    path = f"/proc/thread-self/attr/{lsm}/exec"
-    if not os.path.exists(path):
-        path = "/proc/thread-self/attr/exec"
-    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    still finish its own setup under the runtime's label. After `exec` joins the container
+    /proc is the container's: the file is reached through a verified procfs handle
+    (executors/procfs.py; runc 1.2.8, CVE-2025-52881). The process is single-threaded, so
+    /proc/PID/attr is its thread's (no thread-self link to follow)."""
+    pid = os.getpid()
     try:
-        # After `exec` joins the container, /proc is the container's: write the label only
-        # into a real procfs file, never into whatever the image put there (runc checks
-        # the same with fstatfs).
-        if sc.fstatfs_type(fd) != sc.PROC_SUPER_MAGIC:
-            raise PyociError(f"{path} is not on procfs: refusing to write the LSM label there")
+        fd = open_proc_file(f"{pid}/attr/{lsm}/exec", os.O_WRONLY)
+    except FileNotFoundError:  # kernels before 5.8 have only the shared attr/exec
+        fd = open_proc_file(f"{pid}/attr/exec", os.O_WRONLY)
+    try:
         os.write(fd, value.encode())
     finally:
         os.close(fd)

@@ -16,9 +16,11 @@ directories on ``sys.path`` may be covered or swapped (docs/architecture.md).
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 
+from pyoci import rootless
 from pyoci import syscalls as sc
 from pyoci.config.model import Mount
 from pyoci.errors import PyociError
@@ -208,6 +210,29 @@ def _open_target(root: Root, m: Mount, create: str) -> int:
     return fd
 
 
+# runc's validProcMounts: files lxcfs and similar tools bind over procfs's own.
+_PROC_MOUNT_ALLOWED = frozenset((
+    "/proc/cpuinfo", "/proc/diskstats", "/proc/meminfo", "/proc/stat", "/proc/swaps",
+    "/proc/uptime", "/proc/loadavg", "/proc/slabinfo", "/proc/net/dev",
+    "/proc/sys/kernel/ns_last_pid"))
+
+
+def _check_proc_mount(root: Root, fd: int, m: Mount) -> None:
+    """runc's checkProcMount (CVE-2019-19921, CVE-2023-27561, CVE-2025-52881): by where
+    the destination *resolves* (an image's `/data -> /proc/sys/net/ipv4` reaches there
+    too), nothing but procfs may be mounted at /proc and nothing at all inside it but
+    runc's list of files -- a mount there would redirect what the runtime writes into
+    /proc afterwards (sysctls, LSM labels) to a host file or another procfs file."""
+    where = root.container_path(fd)
+    if where == "/proc":
+        if m.type != "proc":
+            raise MountError(f"{m.destination} resolves to /proc: cannot be mounted there "
+                             f"because it is not of type proc")
+    elif where.startswith("/proc/") and where not in _PROC_MOUNT_ALLOWED:
+        raise MountError(f"{m.destination} resolves to {where}: cannot be mounted because it "
+                         "is inside /proc")
+
+
 def mount_entry(rootfs: str, bundle: str, m: Mount, mount_label: str | None = None,
                 cgroup_ns: bool = False) -> None:
     """Mount one entry of config.json's `mounts` at its place inside the rootfs.
@@ -228,6 +253,7 @@ def mount_entry(rootfs: str, bundle: str, m: Mount, mount_label: str | None = No
             fd = _open_target(root, m, "dir" if stat.S_ISDIR(st.st_mode) else "file")
             try:
                 where = root.host_path(fd)
+                _check_proc_mount(root, fd, m)
                 _mount(src, fd, "bind", sc.MS_BIND | (opts.flags & sc.MS_REC), None,
                        m.destination)
             finally:
@@ -247,9 +273,15 @@ def mount_entry(rootfs: str, bundle: str, m: Mount, mount_label: str | None = No
             fd = _open_target(root, m, "dir")
             try:
                 where = root.host_path(fd)
+                _check_proc_mount(root, fd, m)
                 if opts.tmpcopyup and m.type == "tmpfs":
                     _mount_tmpfs_copyup(root, fd, m.destination, where, m.source or "tmpfs",
                                         opts)
+                elif m.type == "sysfs":
+                    _mount_sysfs(root, fd, m, opts, where)
+                elif m.type == "devpts" and opts.data:
+                    _mount(m.source or "devpts", fd, "devpts", opts.flags,
+                           devpts_data(opts.data), m.destination)
                 else:
                     _mount(m.source or m.type or "none", fd, m.type, opts.flags, opts.data,
                            m.destination)
@@ -261,6 +293,67 @@ def mount_entry(rootfs: str, bundle: str, m: Mount, mount_label: str | None = No
                 _mount(None, fd, None, prop, None, m.destination)
             finally:
                 os.close(fd)
+
+
+def _mount_sysfs(root: Root, fd: int, m: Mount, opts: ParsedOptions, where: str) -> None:
+    """sysfs, or (rootless) a recursive bind of the host's /sys with the entry's flags.
+
+    The kernel lets only a process with CAP_SYS_ADMIN over the network namespace's owner
+    mount sysfs (sysfs_get_tree: net_current_may_mount), so in a new user namespace
+    without a new network namespace (runc's and pyoci's `spec --rootless`) it fails with
+    EPERM; runc then binds /sys instead, and so does pyoci. Only in a user namespace:
+    anywhere else EPERM stays an error."""
+    try:
+        _mount(m.source or "sysfs", fd, "sysfs", opts.flags, opts.data, m.destination)
+        return
+    except OSError as exc:
+        if exc.errno != errno.EPERM or not rootless.in_user_namespace():
+            raise
+    _mount("/sys", fd, "bind", sc.MS_BIND | sc.MS_REC, None, m.destination)
+    extra = opts.flags & ~(sc.MS_BIND | sc.MS_REC | sc.MS_REMOUNT)
+    if extra:
+        again = _reopen(root, m.destination, where)
+        try:
+            _mount("/sys", again, "bind", sc.MS_BIND | sc.MS_REMOUNT | extra
+                   | (existing_flags(again) & ~sc.MS_RDONLY), None, m.destination)
+        finally:
+            os.close(again)
+
+
+def devpts_data(data: str) -> str | None:
+    """devpts options without a ``gid=N`` the container's user namespace does not map.
+
+    The kernel refuses an unmapped gid (devpts parse_param: EINVAL), and runc's
+    `spec --rootless` drops ``gid=5`` for that reason; configs written for root (engines,
+    `runc spec`) still carry it. New ptys then belong to the opener's gid, as runc's
+    rootless spec gives them. A mapped gid is kept."""
+    if not rootless.in_user_namespace():
+        return data
+    kept = []
+    for opt in data.split(","):
+        if opt.startswith("gid="):
+            try:
+                gid = int(opt[4:])
+            except ValueError:
+                kept.append(opt)
+                continue
+            if not _gid_mapped(gid):
+                continue
+        kept.append(opt)
+    return ",".join(kept) or None
+
+
+def _gid_mapped(gid: int) -> bool:
+    try:
+        with open("/proc/self/gid_map") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return True  # cannot tell: leave the option to the kernel
+    for line in lines:
+        parts = line.split()
+        if len(parts) == 3 and int(parts[0]) <= gid < int(parts[0]) + int(parts[2]):
+            return True
+    return False
 
 
 def _mount_tmpfs_copyup(root: Root, target: int, destination: str, where: str, source: str,
@@ -405,6 +498,7 @@ def _mount_cgroup(root: Root, destination: str, opts: ParsedOptions,
     fd = resolve(root, destination, create="dir")
     try:
         where = root.host_path(fd)
+        _check_proc_mount(root, fd, Mount(destination=destination, type="cgroup"))
     finally:
         os.close(fd)
 
@@ -483,6 +577,15 @@ def move_into(rootfs: str) -> None:
     is impossible; weaker, since the old root stays reachable to a privileged process)."""
     os.chdir(rootfs)
     sc.mount(rootfs, "/", None, sc.MS_MOVE)
+    os.chroot(".")
+    os.chdir("/")
+
+
+def chroot_into(rootfs: str) -> None:
+    """No mount namespace in the config (config-linux.md: the runtime's is inherited):
+    chroot only, as runc does then. No mount is made or moved: pivot_root and MS_MOVE
+    would act on the runtime's own mount namespace."""
+    os.chdir(rootfs)
     os.chroot(".")
     os.chdir("/")
 

@@ -99,9 +99,18 @@ def _map_text(mappings: tuple[IDMapping, ...]) -> str:
 
 
 def write_id_maps(pid: int, linux: Linux) -> None:
-    """Parent side: write uid_map/gid_map of the child's new user namespace. setgroups is
-    denied only when the mapping could not allow it anyway (unprivileged single map);
-    as root we keep it allowed so the container can set its additional gids."""
+    """Parent side: write uid_map/gid_map of the child's new user namespace.
+
+    As root (on the host or in a user namespace) the maps are written directly and
+    setgroups stays allowed, so the container can set its additional gids. An
+    unprivileged caller (rootless) writes a single map of its own id itself, setgroups
+    denied first (the kernel's rule), and anything larger through newuidmap/newgidmap
+    (:func:`pyoci.rootless.write_maps`)."""
+    if os.geteuid() != 0:
+        from pyoci import rootless
+
+        rootless.write_maps(pid, linux.uid_mappings, linux.gid_mappings)
+        return
     with open(f"/proc/{pid}/uid_map", "w") as f:
         f.write(_map_text(linux.uid_mappings))
     with open(f"/proc/{pid}/gid_map", "w") as f:

@@ -1,6 +1,6 @@
 """Process executor (config.md "Process", "Hostname", "Domainname"; config-linux.md
-"Sysctl"): the attributes the user's program inherits, applied in the init just before
-it execs the program."""
+"Sysctl", "Personality"): the attributes the user's program inherits, applied in the init
+(or `exec`'s child) just before it execs the program."""
 
 from __future__ import annotations
 
@@ -10,8 +10,24 @@ import resource
 import stat
 
 from pyoci import syscalls as sc
-from pyoci.config.model import Process, Rlimit, User
+from pyoci.config.model import (
+    CPUAffinity,
+    IOPriority,
+    Personality,
+    Process,
+    Rlimit,
+    Scheduler,
+    User,
+)
+from pyoci.config.procattrs import (
+    PERSONALITY_DOMAINS,
+    SCHED_FLAGS,
+    SCHED_POLICIES,
+    ioprio_value,
+    parse_cpu_list,
+)
 from pyoci.config.semantic import RLIMITS
+from pyoci.executors.procfs import write_proc_file
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -21,10 +37,85 @@ def set_rlimit(rl: Rlimit) -> None:
     resource.prlimit(0, RLIMITS[rl.type], (rl.soft, rl.hard))
 
 
+class RefusedAttribute(RuntimeError):
+    """A process attribute the kernel refused: the message names the JSON path."""
+
+
+def _refused(path: str, what: str, exc: OSError) -> RefusedAttribute:
+    """runtime.md Lifecycle step 2: the runtime MUST generate an error if it cannot create
+    the configured environment; say which field and the kernel's reason."""
+    reason = os.strerror(exc.errno) if exc.errno else str(exc)
+    return RefusedAttribute(f"{path}: the kernel refused {what}: {reason.lower()}")
+
+
+def set_scheduler(s: Scheduler, where: str = "process.scheduler") -> None:
+    """sched_setattr(2) on ourselves; the program inherits it through execve. Before the
+    capabilities are dropped: real-time policies and a negative nice need CAP_SYS_NICE.
+    EPERM with a cpuset is runc's special case too: SCHED_DEADLINE needs the task's
+    affinity to span its root domain, which a cpuset restricts."""
+    flags = 0
+    for name in s.flags:
+        flags |= SCHED_FLAGS[name]
+    try:
+        sc.sched_setattr(SCHED_POLICIES[s.policy], flags, s.nice, s.priority, s.runtime,
+                         s.deadline, s.period)
+    except OSError as exc:
+        err = _refused(where, f"policy {s.policy} (nice {s.nice}, priority {s.priority})", exc)
+        if exc.errno == errno.EPERM and s.policy in ("SCHED_FIFO", "SCHED_RR"):
+            # sched_setattr(2): with RT group scheduling (cgroup v1) a task in a cpu cgroup
+            # without real-time budget gets EPERM, root or not.
+            err = RefusedAttribute(f"{err}; a real-time policy needs a real-time budget in "
+                                   "the container's cpu cgroup (linux.resources.cpu."
+                                   "realtimeRuntime and realtimePeriod)")
+        elif exc.errno == errno.EPERM and s.policy == "SCHED_DEADLINE":
+            err = RefusedAttribute(f"{err}; SCHED_DEADLINE needs the process's CPU affinity "
+                                   "to span its whole root domain, which a cpuset limit "
+                                   "(linux.resources.cpu.cpus) prevents (runc says the same)")
+        raise err from None
+
+
+def set_io_priority(p: IOPriority, where: str = "process.ioPriority") -> None:
+    """ioprio_set(2) for this process (IOPRIO_WHO_PROCESS), inherited across execve."""
+    try:
+        sc.ioprio_set(ioprio_value(p.klass, p.priority))
+    except OSError as exc:
+        raise _refused(where, f"{p.klass} level {p.priority}", exc) from None
+
+
+def set_personality(p: Personality) -> None:
+    """personality(2) with the execution domain; kept across execve, so `uname -m` in a
+    LINUX32 container says i686 (crun and runc do the same). Flags are refused earlier
+    (config.procattrs.personality_problems)."""
+    try:
+        sc.personality(PERSONALITY_DOMAINS[p.domain])
+    except OSError as exc:
+        raise _refused("linux.personality.domain", p.domain, exc) from None
+
+
+def set_cpu_affinity(aff: CPUAffinity | None, which: str) -> None:
+    """sched_setaffinity(2) with process.execCPUAffinity.<which> ("initial": exec's first
+    child, before it joins the container's cgroup; "final": the process, after the join),
+    as runc does for `exec` only: config.md says the setting does not apply to the
+    container's init. Unset: nothing is done."""
+    cpus = None if aff is None else getattr(aff, which)
+    if not cpus:
+        return
+    where = f"process.execCPUAffinity.{which}"
+    try:
+        wanted = parse_cpu_list(cpus)
+    except ValueError as exc:
+        raise RefusedAttribute(f"{where}: {exc}") from None
+    try:
+        os.sched_setaffinity(0, wanted)
+    except OSError as exc:
+        raise _refused(where, f"CPUs {cpus}", exc) from None
+
+
 def write_sysctl(key: str, value: str) -> None:
-    """Write through the container's own /proc/sys (so it hits its namespaces)."""
-    with open("/proc/sys/" + key.replace(".", "/"), "w") as f:
-        f.write(value)
+    """Write through the container's own /proc/sys (so it hits its namespaces), reached
+    through a verified procfs handle: never a file a mount or link put there
+    (executors/procfs.py), and never created or truncated."""
+    write_proc_file("sys/" + key.replace(".", "/"), value)
 
 
 def set_oom_score_adj(value: int) -> None:

@@ -185,11 +185,16 @@ def create(root: str, cid: str, opts: CreateOptions) -> Container:
 
         seccomp_filter = compile_filter(spec.linux.seccomp)
     # Private to root (runc: 0700): nobody else may reach the FIFO or the records.
-    os.makedirs(root, 0o700, exist_ok=True)
     try:
+        os.makedirs(root, 0o700, exist_ok=True)
         os.mkdir(c.dir, 0o700)
     except FileExistsError:
         raise PyociError(f'container "{cid}" already exists') from None
+    except PermissionError as exc:
+        from pyoci.rootless import root_hint
+
+        raise PyociError(f"creating the state directory {exc.filename}: permission denied"
+                         f"{root_hint(root)}") from None
     init_pid = 0
     # Held until create is done: other commands on this id wait, and `state` can tell a
     # live create from one that died (see Container.creator_alive).
@@ -226,7 +231,16 @@ def _make_exec_fifo(path: str, spec: Spec) -> None:
     uid = _host_id(user.uid, spec.linux.uid_mappings, os.geteuid())
     gid = _host_id(user.gid, spec.linux.gid_mappings, os.getegid())
     if (uid, gid) != (os.geteuid(), os.getegid()):
-        os.chown(path, uid, gid)
+        try:
+            os.chown(path, uid, gid)
+        except PermissionError:
+            if os.geteuid() == 0:
+                raise
+            # Rootless, the process user is one of the caller's subordinate ids, which
+            # only root may chown to (runc fails here: "fchown fd: operation not
+            # permitted"). Writable by others instead, as runc's 0622 FIFO always is: the
+            # state directory is 0700, so only the init's O_PATH fd reaches it.
+            os.chmod(path, 0o622)
 
 
 def _host_id(container_id: int, mappings: tuple[Any, ...], unmapped: int) -> int:
@@ -252,7 +266,7 @@ def _initial_state(c: Container, spec: Spec, doc: dict[str, Any],
         "bundle": opts.bundle,
         "rootfs": _rootfs(spec, opts.bundle),
         "created": now_rfc3339(),
-        "owner": "root" if os.geteuid() == 0 else str(os.geteuid()),
+        "owner": _owner(),
         "annotations": dict(spec.annotations),
         # pyoci's own bookkeeping; the `state` command never prints it.
         "pyoci": {
@@ -264,14 +278,25 @@ def _initial_state(c: Container, spec: Spec, doc: dict[str, Any],
     }
 
 
+def _owner() -> str:
+    """runc's OWNER: the name of the user who made the container (its uid if unnamed)."""
+    if os.geteuid() == 0:
+        return "root"
+    from pyoci.rootless import user_name
+
+    return user_name(os.geteuid())
+
+
 def _make_cgroup(c: Container, spec: Spec, doc: dict[str, Any],
                  opts: CreateOptions) -> Manager:
     """config-linux.md "Control groups": the container's cgroup, with its limits and device
     allow-list, exists before the init runs anything of the user's."""
+    from pyoci import rootless
     from pyoci.cgroups.controllers import effective_device_rules
     from pyoci.cgroups.manager import open_manager
 
-    mgr = open_manager(spec.linux.cgroups_path, c.id, systemd=opts.systemd_cgroup)
+    mgr = open_manager(spec.linux.cgroups_path, c.id, systemd=opts.systemd_cgroup,
+                       rootless=rootless.active())
     # Recorded before the first mkdir, so an interrupted create can still be cleaned up.
     c.doc["pyoci"]["cgroup"] = mgr.to_state()
     c.doc["pyoci"]["resources"] = (doc.get("linux") or {}).get("resources") or {}

@@ -60,6 +60,8 @@ class ExecOptions:
     apparmor: str | None = None
     process_label: str | None = None
     preserve_fds: int = 0
+    cgroup: list[str] = field(factory=list)
+    ignore_paused: bool = False
 
 
 def _parse_user(text: str) -> tuple[int, int | None]:
@@ -139,10 +141,16 @@ def _container_namespaces(spec: Spec, pid: int) -> list[tuple[str, int]]:
 def exec_process(root: str, cid: str, opts: ExecOptions) -> int:
     c = Container(root, cid).load()
     status = c.status()
-    if status != "running":
+    if status == "paused" and not opts.ignore_paused:
+        # runc's words (exec.go). With --ignore-paused the process joins the frozen cgroup
+        # and is frozen with it until `resume`, as under runc.
+        raise StateError(f'cannot exec in a paused container "{cid}" (use --ignore-paused '
+                         "to override)")
+    if status != "running" and status != "paused":
         # runc: "cannot exec in a stopped container" (podman reads exec errors by text).
         raise StateError(f'cannot exec in a {status} container "{cid}": container not '
                          'running')
+    sub_cgroups = parse_cgroup_args(opts.cgroup)
     try:
         with open(os.path.join(c.dir, SPEC_FILE)) as f:
             spec = load_spec(jsonio.loads(f.read()))
@@ -169,16 +177,108 @@ def exec_process(root: str, cid: str, opts: ExecOptions) -> int:
     console = os.path.abspath(opts.console_socket) if opts.console_socket else None
     if not opts.detach:
         sc.set_child_subreaper()  # the process is our grandchild: let it come to us
-    return _spawn(c, spec, proc, opts, seccomp, console)
+    mgr = container_cgroup(c)
+    if mgr is not None and not mgr.exists():
+        mgr = None
+    cgroup_dirs = _exec_cgroup_dirs(mgr, sub_cgroups)
+    return _spawn(c, spec, proc, opts, seccomp, console, cgroup_dirs)
+
+
+def parse_cgroup_args(args: list[str]) -> dict[str, str]:
+    """runc's ``exec --cgroup`` (exec.go getSubCgroupPaths): either one ``PATH`` (the same
+    sub-cgroup in every hierarchy: the only form on cgroup v2) or any number of
+    ``CONTROLLER[,CONTROLLER...]:PATH`` (cgroup v1, per controller). Returns controller ->
+    path, "" meaning every hierarchy."""
+    paths: dict[str, str] = {}
+    for arg in args:
+        ctrls, sep, path = arg.partition(":")
+        if not sep:
+            if len(args) != 1:
+                raise PyociError(f"invalid --cgroup argument: {arg} (missing <controller>: "
+                                 "prefix)")
+            paths[""] = arg
+            continue
+        for ctrl in ctrls.split(","):
+            if not ctrl:
+                raise PyociError(f"invalid --cgroup argument: {arg} (empty <controller> "
+                                 "prefix)")
+            if ctrl in paths:
+                raise PyociError(f"invalid --cgroup argument(s): controller {ctrl} "
+                                 "specified multiple times")
+            paths[ctrl] = path
+    return paths
+
+
+def _sub_dir(base: str, sub: str) -> str:
+    """``sub`` below the container's directory ``base``. It must stay inside it: runc
+    checked a string prefix, which let ``../<id>-other`` reach a sibling whose name starts
+    with the container's (fixed in runc 1.5); here the normalised path must be ``base``
+    itself or below it."""
+    path = os.path.normpath(os.path.join(base, sub.lstrip("/")))
+    if path != base and not path.startswith(base.rstrip("/") + "/"):
+        raise PyociError(f"--cgroup {sub}: not a sub-cgroup of the container's cgroup "
+                         f"{base}")
+    if not os.path.isdir(path):
+        raise PyociError(f"--cgroup {sub}: {path} does not exist (exec runs the process "
+                         "in an existing sub-cgroup; create it first)")
+    return path
+
+
+def _exec_cgroup_dirs(mgr: Any, sub: dict[str, str]) -> list[str]:
+    """The directories, one per hierarchy, the exec'd process is moved into: the
+    container's own, or with --cgroup the sub-cgroups asked for."""
+    if mgr is None:
+        if sub:
+            raise PyociError("--cgroup: the container has no cgroup")
+        return []
+    if not sub:
+        return mgr.directories()
+    if "" in sub:
+        return [_sub_dir(d, sub[""]) for d in mgr.directories()]
+    # Per controller: a cgroup v1 controller the container has a directory for. The
+    # other hierarchies (and the unified one of a hybrid host) keep the container's.
+    chosen: dict[str, str] = {}
+    for ctrl, path in sub.items():
+        base = mgr.v1.get(ctrl)
+        if base is None:
+            known = ", ".join(sorted(mgr.v1)) or "none: this host has cgroup v2 only"
+            raise PyociError(f"--cgroup {ctrl}:{path}: unknown controller {ctrl} (the "
+                             f"container's cgroup v1 controllers: {known})")
+        target = _sub_dir(base, path)
+        if chosen.get(base, target) != target:
+            raise PyociError(f"--cgroup {ctrl}:{path}: {ctrl} shares its hierarchy with "
+                             f"another controller given a different path ({chosen[base]})")
+        chosen[base] = target
+    return [chosen.get(d, d) for d in mgr.directories()]
+
+
+def add_to_cgroup(directory: str, pid: int) -> None:
+    from pyoci.cgroups.manager import _write
+
+    _write(os.path.join(directory, "cgroup.procs"), str(pid), f"adding pid {pid} to "
+           f"{directory}")
 
 
 def _spawn(c: Container, spec: Spec, proc: Process, opts: ExecOptions, seccomp: Any,
-           console: str | None) -> int:
+           console: str | None, cgroup_dirs: list[str]) -> int:
     parent, child = Channel.pair()
     joined = _container_namespaces(spec, c.pid)
+    root_fd = -1
+    if spec.linux.namespace("mount") is None:
+        # No mount namespace (config-linux.md: inherited from the runtime): the init is
+        # only chroot'ed into the rootfs, so the process must be too -- into the init's
+        # very root, held by an fd until the child has joined the namespaces.
+        try:
+            root_fd = os.open(f"/proc/{c.pid}/root", os.O_PATH | os.O_DIRECTORY
+                              | os.O_CLOEXEC)
+        except OSError as exc:
+            for _, fd in joined:
+                os.close(fd)
+            raise PyociError(f'container "{c.id}": its root: {exc.strerror}') from None
     ctx = ExecContext(process=proc, joined=joined, chan=child, seccomp=seccomp,
                       caller_umask=current_umask(), preserve_fds=opts.preserve_fds,
-                      setgroups_allowed=_setgroups_allowed(c.pid))
+                      root_fd=root_fd, setgroups_allowed=_setgroups_allowed(c.pid),
+                      personality=spec.linux.personality)
     sys.stdout.flush()
     sys.stderr.flush()
     pending: list[int] = []
@@ -203,14 +303,15 @@ def _spawn(c: Container, spec: Spec, proc: Process, opts: ExecOptions, seccomp: 
     child.close()
     for _, fd in joined:
         os.close(fd)
+    if root_fd >= 0:
+        os.close(root_fd)
     master: list[int] = []
     pid = 0
     middle_fd = os.pidfd_open(middle)
     proc_fd = -1
     try:
-        mgr = container_cgroup(c)
-        if mgr is not None and mgr.exists():
-            mgr.add(middle)
+        for d in cgroup_dirs:  # the container's cgroup, or the --cgroup sub-cgroups
+            add_to_cgroup(d, middle)
         parent.send("cgroup")
         pid = _expect(parent, "pid", "join the container", middle_fd)["pid"]
         # Held while the process waits for "go": with --detach it is not our child, and

@@ -1,5 +1,16 @@
 """`run`: create + start + wait + delete, with runc's exit status (the process's, or
-128+n when it was killed by signal n)."""
+128+n when it was killed by signal n).
+
+runc's `run` flags beyond create's: ``--keep`` (the container is not deleted after its
+process exits: it stays, stopped, for `state` and a later `delete`) and
+``--no-subreaper`` (runc does not make itself a child subreaper, so processes orphaned
+inside a container sharing the caller's pid namespace go to the caller's reaper instead of
+runc). pyoci's init is forked by an intermediate child (docs/architecture.md), so `run`
+must be a subreaper while `create` runs for the init to become its child at all; with
+``--no-subreaper`` it stops being one as soon as the init is its child -- from then on it
+is exactly what runc is without a subreaper (runc's init is its child through
+CLONE_PARENT).
+"""
 
 from __future__ import annotations
 
@@ -19,7 +30,8 @@ from pyoci.operations.foreground import (
 from pyoci.operations.start import start
 
 
-def run(root: str, cid: str, opts: CreateOptions, detach: bool = False) -> int:
+def run(root: str, cid: str, opts: CreateOptions, detach: bool = False, *,
+        keep: bool = False, no_subreaper: bool = False) -> int:
     if detach:
         create(root, cid, opts)
         _start_or_delete(root, cid)
@@ -48,6 +60,10 @@ def run(root: str, cid: str, opts: CreateOptions, detach: bool = False) -> int:
     try:
         c = create(root, cid, opts)
         target["pid"] = c.pid
+        if no_subreaper:
+            # create has reaped the intermediate child: the init is our child now and
+            # stays so. Orphans of the container go to the caller's reaper from here on.
+            sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 0)
         for num in pending:
             forward_signal(c.pid, num)
         _start_or_delete(root, cid)
@@ -56,18 +72,23 @@ def run(root: str, cid: str, opts: CreateOptions, detach: bool = False) -> int:
                 relay_terminal(master[0], c.pid)
             status = wait_for(c.pid)
         except BaseException:
-            _force_delete(root, cid)  # as runc: a failed run leaves no container
+            if not keep:
+                _force_delete(root, cid)  # as runc: a failed run leaves no container
             raise
     finally:
         for fd in master:
             os.close(fd)
         for sig in FORWARDED_SIGNALS:
             signals.signal(sig, signals.SIG_DFL)
-    delete(root, cid, force=True)
+    if not keep:
+        delete(root, cid, force=True)
     return exit_status(status)
 
 
 def _start_or_delete(root: str, cid: str) -> None:
+    """A start that fails leaves no container, with or without --keep: the user's program
+    never ran, so there is nothing to keep (start itself deletes the container after a
+    failing poststart hook, runtime.md "Lifecycle" step 9)."""
     try:
         start(root, cid)
     except BaseException:

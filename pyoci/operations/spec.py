@@ -1,5 +1,5 @@
 """`spec`: write a starter config.json, as `runc spec` does (with --rootless, one that an
-unprivileged user can run: a user namespace mapping their ids, no network namespace)."""
+unprivileged user can run: runc's `spec --rootless`, see docs/rootless.md)."""
 
 from __future__ import annotations
 
@@ -58,13 +58,19 @@ def default_spec(rootless: bool = False) -> dict[str, Any]:
         },
     }
     if rootless:
+        # runc's specconv.ToRootless, field for field, so that what users and scripts do
+        # with `runc spec --rootless` output works the same here: no network namespace
+        # (an unprivileged user cannot wire one up; loopback only would need it), a user
+        # namespace mapping the caller's own ids, no resources (no cgroup is delegated by
+        # default), /sys bound from the host (sysfs can only be mounted by the owner of
+        # the network namespace), no gid=5 on /dev/pts (gid 5 is not mapped). The
+        # /sys/fs/cgroup mount stays and no cgroup namespace is added, as in runc's: the
+        # mount is then a read-only bind of the caller's own cgroups (mounts.py).
         linux = doc["linux"]
         linux.pop("resources")
-        linux["namespaces"] = [{"type": t} for t in ("pid", "ipc", "uts", "mount", "cgroup",
-                                                     "user")]
+        linux["namespaces"] = [{"type": t} for t in ("pid", "ipc", "uts", "mount", "user")]
         linux["uidMappings"] = [{"containerID": 0, "hostID": os.geteuid(), "size": 1}]
         linux["gidMappings"] = [{"containerID": 0, "hostID": os.getegid(), "size": 1}]
-        doc["mounts"] = [m for m in doc["mounts"] if m["destination"] != "/sys/fs/cgroup"]
         for m in doc["mounts"]:
             if m["destination"] == "/sys":
                 m.update({"type": "none", "source": "/sys",

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import select
 
-from pyoci.errors import PyociError, StateError
+from pyoci.errors import PyociError, StateError, printable
 from pyoci.state import Container
 
 
@@ -80,13 +80,35 @@ def start(root: str, cid: str) -> Container:
         except FileNotFoundError:
             pass
         if data:
-            raise PyociError(f"start container: {data.decode(errors='replace')}")
+            raise PyociError(f"start container: {printable(data.decode(errors='replace'))}")
         c.doc["status"] = "running"
         c.save()
     hooks = c.doc.get("pyoci", {}).get("hooks", {}).get("poststart")
     if hooks:
-        from pyoci.config.loader import load_hook
-        from pyoci.executors.hooks import run_hooks_warn
-
-        run_hooks_warn("poststart", [load_hook(h) for h in hooks], c.spec_state("running"))
+        _run_poststart(root, c, hooks)
     return c
+
+
+def _run_poststart(root: str, c: Container, hooks: list) -> None:
+    """runtime.md v1.3.0 "Lifecycle" step 9: "If any poststart hook fails, the runtime
+    MUST generate an error, stop the container, and continue the lifecycle at step 12"
+    (12: the container is destroyed by undoing create; 13: the poststop hooks run). So the
+    first failing hook ends start with an error, the remaining poststart hooks do not run
+    (config.md: hooks run in order, and the lifecycle continues at step 12, not 10), and
+    the container is killed and deleted as `delete --force` does, poststop hooks included.
+    (v1.0 asked only for a warning; runc 1.1 runs poststart during create and fails it.)"""
+    from pyoci.config.loader import load_hook
+    from pyoci.executors.hooks import HookError, run_hooks
+
+    try:
+        run_hooks("poststart", [load_hook(h) for h in hooks], c.spec_state("running"))
+    except HookError as exc:
+        from pyoci.operations.delete import delete
+
+        try:
+            delete(root, c.id, force=True)
+        except PyociError as cleanup:
+            raise PyociError(f'container "{c.id}": {exc}; stopping the container then '
+                             f"failed too: {cleanup}") from None
+        raise PyociError(f'container "{c.id}": {exc}; the container was stopped and '
+                         'deleted (runtime.md "Lifecycle" step 9)') from None

@@ -12,11 +12,10 @@ its default root, /run/runc or /run/pyoci) as `create --bundle DIR --pid-file F 
 from __future__ import annotations
 
 import os
-import resource
 import shutil
 from pathlib import Path
 
-from tests.engines.podman_engine import _ulimit
+from tests.engines.podman_engine import confined_env
 from tests.engines.support import TIMEOUT, OciRuntime, Result, run
 
 BUILDAH = "buildah"
@@ -37,22 +36,7 @@ class Buildah:
                                                    "vartmp")}
         for d in self.dirs.values():
             d.mkdir(parents=True, exist_ok=True)
-        conf = base / "containers.conf"
-        conf.write_text(
-            "[containers]\n"
-            f'default_ulimits = ["nofile={_ulimit(resource.RLIMIT_NOFILE)}", '
-            f'"nproc={_ulimit(resource.RLIMIT_NPROC)}"]\n'
-            'netns = "none"\n'
-            "[engine]\n"
-            'cgroup_manager = "cgroupfs"\n'
-            'events_logger = "file"\n'
-            f'events_logfile_path = "{base / "events.log"}"\n'
-            'lock_type = "file"\n'
-            f'tmp_dir = "{self.dirs["tmp"]}"\n'
-            "[network]\n"
-            f'network_config_dir = "{self.dirs["networks"]}"\n')
-        self.env = {**os.environ, "CONTAINERS_CONF": str(conf),
-                    "TMPDIR": str(self.dirs["vartmp"])}
+        self.env = confined_env(base, self.dirs)
 
     def __call__(self, *args: str, timeout: float = TIMEOUT) -> Result:
         return run([BUILDAH, "--root", str(self.dirs["root"]),

@@ -13,6 +13,14 @@ reply attributes), so a misspelt field is an error, not a silently empty request
 
 from __future__ import annotations
 
+import os
+
+# grpc's fork support restarts its threads in every forked child of the pytest process:
+# tests that fork and then unshare(CLONE_NEWUSER) (EINVAL when threaded) or load a seccomp
+# KILL filter (a child that never ends) broke once the CRI tests had run. Set before grpc
+# is first imported; the tests never use grpc across a fork.
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
+
 import zlib
 from pathlib import Path
 from typing import Any

@@ -145,6 +145,12 @@ class Docker:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(timeout=timeout)
+        # A dockerd that had to be killed (a loaded machine) leaves the bind mount of its
+        # data root: it is ours, so take it down rather than leave it on the host.
+        from tests.helpers import mounts_under
+
+        for mp in reversed(mounts_under(self.base)):
+            subprocess.run(["umount", "--lazy", mp], capture_output=True, check=False)
         self.containerd.stop()
 
     def log_tail(self, lines: int = 20) -> str:

@@ -32,6 +32,34 @@ def _ulimit(kind: int, wanted: int = 20000) -> str:
     return f"{value}:{value}"
 
 
+def confined_env(base: Path, dirs: Mapping[str, Path],
+                 env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment that confines podman or buildah to ``dirs``: a containers.conf of
+    the test's own through CONTAINERS_CONF (rlimits it can grant, no network namespace by
+    default, file locks and events in our dirs, a network config dir of ours: even
+    `--network none` takes netavark's lock file there), TMPDIR for image copies and
+    `update --resources` files (else /var/tmp)."""
+    conf = base / "containers.conf"
+    volumes = f'volume_path = "{dirs["volumes"]}"\n' if "volumes" in dirs else ""
+    conf.write_text(
+        "[containers]\n"
+        f'default_ulimits = ["nofile={_ulimit(resource.RLIMIT_NOFILE)}", '
+        f'"nproc={_ulimit(resource.RLIMIT_NPROC)}"]\n'
+        'netns = "none"\n'
+        "[engine]\n"
+        'cgroup_manager = "cgroupfs"\n'
+        'events_logger = "file"\n'
+        f'events_logfile_path = "{base / "events.log"}"\n'
+        # shm locks would live in /dev/shm/libpod_lock; file locks go to tmp_dir.
+        'lock_type = "file"\n'
+        f'tmp_dir = "{dirs["tmp"]}"\n'
+        f"{volumes}"
+        "[network]\n"
+        f'network_config_dir = "{dirs["networks"]}"\n')
+    return {**(os.environ if env is None else env), "CONTAINERS_CONF": str(conf),
+            "TMPDIR": str(dirs["vartmp"])}
+
+
 class Podman:
     """``env``: the environment podman runs with (default: ours); the benchmark harness
     (bench/podman.py) passes its own and reuses this confinement."""
@@ -45,25 +73,7 @@ class Podman:
         for d in dirs.values():
             d.mkdir(parents=True, exist_ok=True)
         self.dirs = dirs
-        conf = base / "containers.conf"
-        conf.write_text(
-            "[containers]\n"
-            f'default_ulimits = ["nofile={_ulimit(resource.RLIMIT_NOFILE)}", '
-            f'"nproc={_ulimit(resource.RLIMIT_NPROC)}"]\n'
-            'netns = "none"\n'
-            "[engine]\n"
-            'cgroup_manager = "cgroupfs"\n'
-            'events_logger = "file"\n'
-            f'events_logfile_path = "{base / "events.log"}"\n'
-            # shm locks would live in /dev/shm/libpod_lock; file locks go to tmp_dir.
-            'lock_type = "file"\n'
-            f'tmp_dir = "{dirs["tmp"]}"\n'
-            f'volume_path = "{dirs["volumes"]}"\n'
-            "[network]\n"
-            f'network_config_dir = "{dirs["networks"]}"\n')
-        self.env = {**(os.environ if env is None else env), "CONTAINERS_CONF": str(conf),
-                    # image copies and `update --resources` files go to TMPDIR (/var/tmp).
-                    "TMPDIR": str(dirs["vartmp"])}
+        self.env = confined_env(base, dirs, env)
 
     def global_args(self, runtime: OciRuntime | Path | None) -> list[str]:
         args = ["podman", "--root", str(self.dirs["root"]), "--runroot", str(self.dirs["runroot"]),

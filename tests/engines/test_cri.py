@@ -50,6 +50,8 @@ def _propagation() -> dict[str, str]:
         for line in f:
             fields = line.split()
             sep = fields.index("-")
+            if "/pyoci-engines-" in fields[4]:
+                continue  # the engine sessions' own mounts (dockerd's data root, ...)
             out[fields[4]] = " ".join(fields[6:sep])
     return out
 

@@ -52,7 +52,7 @@ def test_validate_command_reports_the_same(runtime: Runtime, bundle: Bundle) -> 
                                  gidMappings=[{"containerID": 0, "hostID": 1000, "size": 1}]),
      "linux.uidMappings: mappings are given but there is no user namespace"),
     (lambda c: c["linux"].update(namespaces=[{"type": "uts"}]),
-     "linux.namespaces: a mount namespace is required"),
+     "mounts: there is no mount namespace"),
     (lambda c: c["linux"].update(sysctl={"vm.swappiness": "10"}),
      "linux.sysctl.vm.swappiness: is not a namespaced sysctl"),
     (lambda c: c["linux"].update(timeOffsets={"boottime": {"secs": 1}}),

@@ -99,14 +99,16 @@ def test_failing_start_container_hook_fails_start(runtime: Runtime, bundle: Bund
     assert_nothing_left(runtime, "h3", bundle)
 
 
-def test_failing_poststart_hook_only_warns(runtime: Runtime, bundle: Bundle) -> None:
+def test_failing_poststart_hook_stops_the_container(runtime: Runtime, bundle: Bundle) -> None:
+    """runtime.md v1.3.0 "Lifecycle" step 9: an error, the container stopped, and the
+    lifecycle continues at step 12 (destroyed). More in test_cli_parity.py."""
     cfg = base_config(args=["sleep", "300"])
     cfg["hooks"] = {"poststart": [{"path": "/bin/false"}]}
     runtime("create", "-b", str(bundle.write(cfg).path), "h4", check=True)
     res = runtime("start", "h4")
-    assert res.returncode == 0
-    assert "warning: poststart hook #0 (/bin/false): exit status 1" in res.stderr
-    assert runtime.state("h4")["status"] == "running"
+    assert res.returncode == 1
+    assert "poststart hook #0 (/bin/false): exit status 1" in res.stderr
+    assert_nothing_left(runtime, "h4", bundle)
 
 
 def test_hook_timeout(runtime: Runtime, bundle: Bundle) -> None:

@@ -52,7 +52,8 @@ def test_one_round_of_everything(tmp_path: Path) -> None:
         pytest.skip("no pyoci console script installed")
     out = tmp_path / "bench.json"
     res = subprocess.run([sys.executable, "-m", "bench", "--rounds", "1", "--warmup", "0",
-                          "--no-podman", "--no-scale", "--json", str(out)],
+                          "--no-podman", "--no-docker", "--no-buildah", "--no-cri", "--no-scale",
+                          "--json", str(out)],
                          cwd=REPO, capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stdout + res.stderr
     doc = json.loads(out.read_text())

@@ -183,9 +183,33 @@ def test_v1_memory_swappiness_range_and_unset(tmp_path: Path, writes: list) -> N
 def test_v1_kernel_memory_is_ignored_with_a_warning(
         tmp_path: Path, writes: list, capsys: pytest.CaptureFixture[str]) -> None:
     d = memory_v1(tmp_path)
-    controllers.apply_v1("memory", d, res({"memory": {"kernel": 4 * MiB, "kernelTCP": MiB}}))
+    controllers.apply_v1("memory", d, res({"memory": {"kernel": 4 * MiB}}))
     assert writes == []
-    assert "kernel memory limits are deprecated and ignored" in capsys.readouterr().err
+    assert "memory.kernel: kernel memory limits are deprecated and ignored" in \
+        capsys.readouterr().err
+
+
+def test_v1_kernel_tcp_is_written_or_refused(tmp_path: Path, writes: list) -> None:
+    """issue 13: the kernel still enforces kmem.tcp on v1, so kernelTCP is applied (0 is
+    "unset", as in runc 1.0) and a kernel without the file is an error naming it."""
+    d = memory_v1(tmp_path)
+    with pytest.raises(CgroupError, match=r"memory\.kernelTCP.*kmem\.tcp\.limit_in_bytes"):
+        controllers.apply_v1("memory", d, res({"memory": {"kernelTCP": MiB}}))
+    Path(d, "memory.kmem.tcp.limit_in_bytes").write_text(UNLIMITED_V1)
+    controllers.apply_v1("memory", d, res({"memory": {"kernelTCP": 0}}))
+    controllers.apply_v1("memory", d, res({"memory": {"kernelTCP": MiB}}))
+    assert writes[-1] == ("memory.kmem.tcp.limit_in_bytes", str(MiB))
+    assert contents(d, "memory.kmem.tcp.limit_in_bytes") == str(MiB)
+    assert controllers.needed_v1(res({"memory": {"kernelTCP": MiB}})) == {
+        "memory": "linux.resources.memory.kernelTCP"}
+
+
+def test_v2_kernel_tcp_is_ignored_with_a_warning(
+        tmp_path: Path, writes: list, capsys: pytest.CaptureFixture[str]) -> None:
+    d = memory_v2(tmp_path)
+    controllers.apply_v2(d, res({"memory": {"kernelTCP": MiB}}), ["memory"])
+    assert writes == []
+    assert "memory.kernelTCP: ignored: cgroup v2 has no equivalent" in capsys.readouterr().err
 
 
 def test_v1_check_before_update(tmp_path: Path, writes: list) -> None:

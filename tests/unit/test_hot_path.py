@@ -46,6 +46,7 @@ def _probe(tmp_path: Path, args: list[str]) -> dict:
     ["delete", "--force", "x"], ["delete", "x"], ["pause", "x"], ["resume", "x"],
     ["ps", "--format", "json", "x"], ["--log-format", "json", "state", "x"],
     ["--log-format=json", "delete", "--force", "x"],
+    ["list"], ["list", "-q"], ["list", "--format", "json"], ["--version"], ["-v"],
 ])
 def test_no_heavy_imports(tmp_path: Path, args: list[str]) -> None:
     out = _probe(tmp_path, args)
@@ -72,7 +73,7 @@ def test_hot_path_stays_off_slow_stdlib_modules(tmp_path: Path, args: list[str])
 @pytest.mark.parametrize(("args", "code"), [
     (["state", "--help"], 0),          # help is typer's
     (["state"], 1),                    # a usage error: exit 1 as runc, from typer
-    (["list"], 0),
+    (["list", "--format", "yaml"], 1),  # typer's choice error
     (["state", "--bogus", "x"], 1),
 ])
 def test_everything_else_goes_to_the_full_cli(tmp_path: Path, args: list[str],
