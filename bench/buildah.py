@@ -6,19 +6,18 @@ network, the base image never pulled).
 Each RUN step is one container: buildah calls the runtime as `create --bundle DIR
 --pid-file F ID`, `start ID`, `state ID` (polling until stopped) and `delete ID`. The
 phase runs as a child in a private mount namespace (`unshare -m --propagation private
-python -m bench.buildah SPEC`), as the podman and docker phases do: what buildah mounts
-vanishes with it.
+python -m bench.buildah SPEC`, bench/phase.py), as the podman and docker phases do: what
+buildah mounts vanishes with it.
 """
 
 from __future__ import annotations
 
-import json
 import sys
-import tarfile
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from bench.phase import child_main, measured_rounds, rootfs_tar
 from bench.proc import BenchError, Finished, run
 from bench.runtimes import DROPPED_ENV
 from tests.engines import buildah_engine
@@ -58,26 +57,21 @@ def phase(spec: dict[str, Any]) -> dict[str, Any]:
     result: dict[str, Any] = {"problems": []}
     tags: list[str] = []
     try:
-        tar = base / "rootfs.tar"
-        with tarfile.open(tar, "w") as t:
-            for entry in sorted(Path(spec["template"]).iterdir()):
-                t.add(entry, arcname=entry.name)
+        tar = rootfs_tar(Path(spec["template"]), base / "rootfs.tar")
         engine.import_image(tar)
         tar.unlink()
         context = base / "context"
         context.mkdir()
         (context / "Containerfile").write_text(CONTAINERFILE)
         samples: dict[str, list[dict[str, Any]]] = {n: [] for n in runtimes}
-        for i in range(spec["warmup"] + spec["rounds"]):
+        for i, measured in measured_rounds("buildah", spec["warmup"], spec["rounds"]):
             for name, rt in runtimes.items():
                 tag = f"localhost/pyoci-bench-bud-{name}-{i}"
                 tags.append(tag)
                 s = engine.bud(rt, context, tag).check().sample
                 engine.rmi(tag)
-                if i >= spec["warmup"]:
+                if measured:
                     samples[name].append(asdict(s))
-            tag = f"w{i}" if i < spec["warmup"] else f"r{i - spec['warmup']}"
-            print(f"  buildah round {tag} done", file=sys.stderr, flush=True)
         result["samples"] = samples
     except (BenchError, AssertionError) as exc:
         result["skipped"] = f"buildah bud failed: {exc}"
@@ -91,22 +85,5 @@ def phase(spec: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-def phase_command(base: Path, cgroup_parent: str, template: Path, runtimes: dict[str, Path],
-                  rounds: int, warmup: int, out: Path) -> list[str]:
-    spec = {"base": str(base), "cgroup_parent": cgroup_parent, "template": str(template),
-            "runtimes": {k: str(v) for k, v in runtimes.items()}, "rounds": rounds,
-            "warmup": warmup, "out": str(out)}
-    return ["unshare", "-m", "--propagation", "private", sys.executable, "-m", "bench.buildah",
-            json.dumps(spec)]
-
-
-def _main() -> int:
-    spec = json.loads(sys.argv[1])
-    Path(spec["base"]).mkdir(parents=True, exist_ok=True)
-    result = phase(spec)
-    Path(spec["out"]).write_text(json.dumps(result))
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(_main())
+    sys.exit(child_main(phase))

@@ -8,20 +8,20 @@ containerd is the engine tests' own (tests/engines/cri_engine.py: root, state, s
 and CNI config in the harness's temp dir, a CNI plugin that never touches the host's
 network, pods' cgroups below ours, one runtime handler per runtime with its own Root),
 driven by their gRPC client (tests/engines/cri_client.py). The phase runs as a child in
-a private mount namespace (`unshare -m --propagation private python -m bench.cri SPEC`):
-the pods' netns bind mounts and the shims' rootfs mounts vanish with it. Only wall time
-is measured (the runtimes are children of the shims, not of the harness).
+a private mount namespace (`unshare -m --propagation private python -m bench.cri SPEC`,
+bench/phase.py): the pods' netns bind mounts and the shims' rootfs mounts vanish with
+it. Only wall time is measured (the runtimes are children of the shims, not of the
+harness).
 """
 
 from __future__ import annotations
 
-import json
 import sys
-import tarfile
 import time
 from pathlib import Path
 from typing import Any
 
+from bench.phase import child_main, measured_rounds, rootfs_tar
 from bench.runtimes import DROPPED_ENV
 from tests.engines import cri_engine
 from tests.engines.cri_client import CriError, CriUnavailable
@@ -61,12 +61,9 @@ def phase(spec: dict[str, Any]) -> dict[str, Any]:
     base = Path(spec["base"])
     runtimes = [OciRuntime(k, Path(v), Path(f"/run/{k}")) for k, v in spec["runtimes"].items()]
     result: dict[str, Any] = {"problems": []}
-    rootfs_tar = base / "rootfs.tar"
-    with tarfile.open(rootfs_tar, "w") as t:
-        for entry in sorted(Path(spec["template"]).iterdir()):
-            t.add(entry, arcname=entry.name)
+    tar = rootfs_tar(Path(spec["template"]), base / "rootfs.tar")
     archive = base / "cri-image.tar"
-    write_oci_archive(rootfs_tar, archive, cri_engine.IMAGE, PAUSE)
+    write_oci_archive(tar, archive, cri_engine.IMAGE, PAUSE)
     cri = CriContainerd(base / "cri", spec["cgroup_parent"], runtimes)
     try:
         cri.start()
@@ -76,13 +73,11 @@ def phase(spec: dict[str, Any]) -> dict[str, Any]:
     try:
         cri.import_image(archive)
         samples: dict[str, list[float]] = {rt.name: [] for rt in runtimes}
-        for i in range(spec["warmup"] + spec["rounds"]):
+        for i, measured in measured_rounds("cri", spec["warmup"], spec["rounds"]):
             for rt in runtimes:
                 wall = lifecycle(cri, rt, f"bench-{rt.name}-{i}")
-                if i >= spec["warmup"]:
+                if measured:
                     samples[rt.name].append(wall)
-            tag = f"w{i}" if i < spec["warmup"] else f"r{i - spec['warmup']}"
-            print(f"  cri round {tag} done", file=sys.stderr, flush=True)
         result["samples"] = samples
     except (CriError, AssertionError, RuntimeError) as exc:
         result["skipped"] = f"CRI lifecycle failed: {exc}\n{cri.log_tail()}"
@@ -91,22 +86,5 @@ def phase(spec: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-def phase_command(base: Path, cgroup_parent: str, template: Path, runtimes: dict[str, Path],
-                  rounds: int, warmup: int, out: Path) -> list[str]:
-    spec = {"base": str(base), "cgroup_parent": cgroup_parent, "template": str(template),
-            "runtimes": {k: str(v) for k, v in runtimes.items()}, "rounds": rounds,
-            "warmup": warmup, "out": str(out)}
-    return ["unshare", "-m", "--propagation", "private", sys.executable, "-m", "bench.cri",
-            json.dumps(spec)]
-
-
-def _main() -> int:
-    spec = json.loads(sys.argv[1])
-    Path(spec["base"]).mkdir(parents=True, exist_ok=True)
-    result = phase(spec)
-    Path(spec["out"]).write_text(json.dumps(result))
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(_main())
+    sys.exit(child_main(phase))

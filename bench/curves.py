@@ -26,7 +26,8 @@ from typing import Any
 
 from bench import report
 from bench.ops import Operations
-from bench.proc import BenchError, Finished, run, run_many
+from bench.proc import Finished, run, run_many
+from bench.scale import create_start
 
 DEFAULT_POINTS = (10, 100, 500)
 COMMANDS = ("list", "state", "ps")
@@ -67,25 +68,10 @@ def _room(more: int, per_container: float) -> str | None:
     return None
 
 
-def _checked(results: list[Finished], what: str) -> None:
-    failed = [r for r in results if r.rc != 0]
-    if failed:
-        raise BenchError(f"{len(failed)}/{len(results)} {what} failed; first:\n"
-                         + failed[0].describe())
-
-
 def _grow(ops: Operations, ids: Sequence[str]) -> None:
-    """create then start ``ids`` in concurrent batches."""
-    rt = ops.rt
-    bundle = str(ops.bundles.sleep)
+    """create then start ``ids`` in concurrent batches of BATCH."""
     for k in range(0, len(ids), BATCH):
-        chunk = ids[k:k + BATCH]
-        ops.live.update(chunk)
-        _, created = run_many([rt.cmd("create", "--bundle", bundle, i) for i in chunk],
-                              env=rt.env)
-        _checked(created, "create")
-        _, started = run_many([rt.cmd("start", i) for i in chunk], env=rt.env)
-        _checked(started, "start")
+        create_start(ops, ids[k:k + BATCH])
 
 
 def _shrink(ops: Operations, ids: Sequence[str]) -> None:

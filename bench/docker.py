@@ -4,9 +4,9 @@ its own data root, exec root, socket, containerd, no bridge, no iptables, vfs, c
 a cgroup parent below ours) with both runtimes registered in its daemon.json.
 
 Like the podman phase, this runs as a child in a private mount namespace
-(`unshare -m --propagation private python -m bench.docker SPEC`): dockerd bind-mounts
-its data root and the shims mount each container's rootfs; those mounts vanish with the
-namespace. Sysctls dockerd raises (the root key quota) are put back afterwards.
+(`unshare -m --propagation private python -m bench.docker SPEC`, bench/phase.py): dockerd
+bind-mounts its data root and the shims mount each container's rootfs; those mounts
+vanish with the namespace. Sysctls dockerd raises (the root key quota) are put back afterwards.
 
 The exec scenario keeps one `sleep` container per runtime running (`docker run -d`) and
 times `docker exec` into it: the shim calls `RUNTIME exec --process FILE --detach
@@ -15,14 +15,12 @@ times `docker exec` into it: the shim calls `RUNTIME exec --process FILE --detac
 
 from __future__ import annotations
 
-import json
-import os
 import sys
-import tarfile
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from bench.phase import child_main, measured_rounds, rootfs_tar
 from bench.proc import BenchError, Finished, Sample, run
 from bench.runtimes import runtime_env
 from tests.engines import docker_engine
@@ -45,10 +43,7 @@ class Docker(ConfinedDocker):
                    timeout=timeout)
 
     def import_rootfs(self, rootfs: Path) -> None:
-        tar = self.base / "rootfs.tar"
-        with tarfile.open(tar, "w") as t:
-            for entry in sorted(rootfs.iterdir()):
-                t.add(entry, arcname=entry.name)
+        tar = rootfs_tar(rootfs, self.base / "rootfs.tar")
         self.cli("import", str(tar), IMAGE).check()
         tar.unlink()
 
@@ -79,15 +74,13 @@ def phase(spec: dict[str, Any]) -> dict[str, Any]:
         samples: dict[str, dict[str, list[dict[str, Any]]]] = {
             s: {n: [] for n in runtimes} for s in SCENARIOS}
         sleepers = {n: engine.start_sleeper(n) for n in runtimes}
-        for i in range(spec["warmup"] + spec["rounds"]):
+        for _, measured in measured_rounds("docker", spec["warmup"], spec["rounds"]):
             for name in runtimes:
                 run_rm = engine.run_rm(name)
                 ex = engine.exec_true(sleepers[name])
-                if i >= spec["warmup"]:
+                if measured:
                     samples["docker run --rm"][name].append(asdict(run_rm))
                     samples["docker exec"][name].append(asdict(ex))
-            tag = f"w{i}" if i < spec["warmup"] else f"r{i - spec['warmup']}"
-            print(f"  docker round {tag} done", file=sys.stderr, flush=True)
         result["samples"] = samples
     except (BenchError, RuntimeError, AssertionError) as exc:
         result["skipped"] = f"docker failed: {exc}"
@@ -103,22 +96,5 @@ def phase(spec: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-def phase_command(base: Path, cgroup_parent: str, template: Path, runtimes: dict[str, Path],
-                  rounds: int, warmup: int, out: Path) -> list[str]:
-    spec = {"base": str(base), "cgroup_parent": cgroup_parent, "template": str(template),
-            "runtimes": {k: str(v) for k, v in runtimes.items()}, "rounds": rounds,
-            "warmup": warmup, "out": str(out)}
-    return ["unshare", "-m", "--propagation", "private", sys.executable, "-m", "bench.docker",
-            json.dumps(spec)]
-
-
-def _main() -> int:
-    spec = json.loads(sys.argv[1])
-    os.makedirs(spec["base"], exist_ok=True)
-    result = phase(spec)
-    Path(spec["out"]).write_text(json.dumps(result))
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(_main())
+    sys.exit(child_main(phase))

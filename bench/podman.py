@@ -13,24 +13,23 @@ podman calls the runtime without --root, so each runtime keeps this container's 
 its default root (/run/runc, /run/pyoci); those directories are removed afterwards if the
 harness created them (hostcheck.HostResidue).
 
-The phase runs as its own process in a private mount namespace (see `phase_command`).
+The phase runs as its own process in a private mount namespace (bench/phase.py).
 """
 
 from __future__ import annotations
 
-import json
 import sys
-import tarfile
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from bench.phase import child_main, measured_rounds, rootfs_tar
 from bench.proc import BenchError, Finished, Sample, run
 from bench.runtimes import runtime_env
 from tests.engines.podman_engine import Podman as ConfinedPodman
 from tests.engines.podman_engine import missing
 
-__all__ = ["Podman", "missing", "phase_command", "probe"]
+__all__ = ["Podman", "missing", "phase", "probe"]
 
 IMAGE = "localhost/pyoci-bench-busybox:latest"
 
@@ -47,10 +46,7 @@ class Podman(ConfinedPodman):
         return run([*self.global_args(runtime), *args], env=self.env)
 
     def import_rootfs(self, rootfs: Path) -> None:
-        tar = self.base / "rootfs.tar"
-        with tarfile.open(tar, "w") as t:
-            for entry in sorted(rootfs.iterdir()):
-                t.add(entry, arcname=entry.name)
+        tar = rootfs_tar(rootfs, self.base / "rootfs.tar")
         self("import", str(tar), IMAGE).check()
         tar.unlink()
 
@@ -106,16 +102,8 @@ def probe(podman: Podman, runtime: Path) -> str | None:
 # podman mounts a tmpfs for each container's /dev/shm on the *host* side (under its
 # storage dir). So that no mount of the benchmark ever reaches the host's mount table,
 # the whole podman phase is a child `unshare -m --propagation private python -m
-# bench.podman ...`: those mounts exist only in that namespace and vanish with it.
-
-
-def phase_command(base: Path, cgroup_parent: str, template: Path, runtimes: dict[str, Path],
-                  rounds: int, warmup: int, out: Path) -> list[str]:
-    spec = {"base": str(base), "cgroup_parent": cgroup_parent, "template": str(template),
-            "runtimes": {k: str(v) for k, v in runtimes.items()}, "rounds": rounds,
-            "warmup": warmup, "out": str(out)}
-    return ["unshare", "-m", "--propagation", "private", sys.executable, "-m", "bench.podman",
-            json.dumps(spec)]
+# bench.podman ...` (bench/phase.py): those mounts exist only in that namespace and vanish
+# with it.
 
 
 def phase(spec: dict[str, Any]) -> dict[str, Any]:
@@ -132,13 +120,11 @@ def phase(spec: dict[str, Any]) -> dict[str, Any]:
                 result["skipped"] = f"{name} fails under podman: {err}"
                 return result
         samples: dict[str, list[dict[str, Any]]] = {name: [] for name in runtimes}
-        for i in range(spec["warmup"] + spec["rounds"]):
+        for _, measured in measured_rounds("podman", spec["warmup"], spec["rounds"]):
             for name, path in runtimes.items():
                 s = engine.run_rm(path)
-                if i >= spec["warmup"]:
+                if measured:
                     samples[name].append(asdict(s))
-            tag = f"w{i}" if i < spec["warmup"] else f"r{i - spec['warmup']}"
-            print(f"  podman round {tag} done", file=sys.stderr, flush=True)
         result["samples"] = samples
         sleepers = {name: engine.start_sleeper(path) for name, path in runtimes.items()}
         execs: dict[str, list[dict[str, Any]]] = {name: [] for name in runtimes}
@@ -158,12 +144,5 @@ def phase(spec: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-def _main() -> int:
-    spec = json.loads(sys.argv[1])
-    result = phase(spec)
-    Path(spec["out"]).write_text(json.dumps(result))
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(_main())
+    sys.exit(child_main(phase))

@@ -111,3 +111,12 @@ def run_many(commands: Sequence[Sequence[str]], env: Mapping[str, str] | None = 
     deadline = time.monotonic() + timeout
     results = [c.reap(deadline) for c in children]
     return time.perf_counter() - start, results
+
+
+def check_all(results: Sequence[Finished], what: str) -> None:
+    """A batch of ``run_many`` must all succeed: BenchError with how many failed and the
+    first failure's output otherwise."""
+    failed = [r for r in results if r.rc != 0]
+    if failed:
+        raise BenchError(f"{len(failed)}/{len(results)} {what} failed; first:\n"
+                         + failed[0].describe())

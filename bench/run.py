@@ -16,12 +16,14 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from bench import buildah, cri, curves, docker, hostcheck, machine, plot, podman, report
 from bench.bundle import Bundles, build_rootfs
 from bench.ops import OPS, Operations
+from bench.phase import phase_command, round_tag
 from bench.proc import Sample
 from bench.runtimes import (
     DROPPED_ENV,
@@ -90,6 +92,17 @@ def _log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
+def _summarised(by_rt: dict[str, list[Any]]) -> dict[str, Any]:
+    """A phase's samples by runtime and their pairwise summary: Sample fields (wall, CPU,
+    peak RSS) where the engine's CLI waits for the runtime, plain wall seconds (CRI,
+    whose runtimes are the shims' children) otherwise."""
+    if by_rt and by_rt[ORDER[0]] and isinstance(by_rt[ORDER[0]][0], float):
+        return {"samples": by_rt,
+                "summary": {"wall": report.pair_summary(by_rt["pyoci"], by_rt["runc"])}}
+    s = {n: [Sample(**x) for x in by_rt[n]] for n in ORDER}
+    return {"samples": by_rt, "summary": report.op_summary(s["pyoci"], s["runc"])}
+
+
 class Bench:
     def __init__(self, args: argparse.Namespace, base: Path) -> None:
         self.args = args
@@ -119,7 +132,7 @@ class Bench:
         samples: dict[str, dict[str, list[Sample]]] = {op: {n: [] for n in ORDER}
                                                        for op in a.ops}
         for i in range(a.warmup + a.rounds):
-            tag = f"w{i}" if i < a.warmup else f"r{i - a.warmup}"
+            tag = round_tag(i, a.warmup)
             for op in a.ops:
                 for name in ORDER:
                     s = self.ops[name].measure(op, self.cid(name, op, tag))
@@ -130,90 +143,14 @@ class Bench:
                      "summary": report.op_summary(s["pyoci"], s["runc"])}
                 for op, s in samples.items()}
 
-    # --- podman ------------------------------------------------------------------------------
+    # --- engines: podman, docker, buildah, CRI --------------------------------------------
 
-    def run_podman(self) -> dict[str, Any]:
-        """In a child in its own mount namespace (bench/podman.py says why)."""
-        reason = podman.missing() or (None if shutil.which("unshare") else "no unshare(1)")
-        if reason:
-            return {"skipped": reason}
-        residue = hostcheck.HostResidue()
-        try:
-            parent = hostcheck.CgroupParent(f"{self.prefix}podman")
-        except LookupError as exc:
-            return {"skipped": str(exc)}
-        out = self.base / "podman.json"
-        cmd = podman.phase_command(self.base / "podman", parent.path, self.template,
-                                   {n: self.ops[n].rt.path for n in ORDER},
-                                   self.args.podman_rounds, 1, out)
-        try:
-            try:
-                res = subprocess.run(cmd, stdin=subprocess.DEVNULL, cwd=REPO,
-                                     timeout=600 + 120 * self.args.podman_rounds)
-            except subprocess.TimeoutExpired:
-                return {"skipped": "the podman phase timed out"}
-            if res.returncode != 0 or not out.exists():
-                return {"skipped": f"the podman phase failed (exit {res.returncode})"}
-            result = json.loads(out.read_text())
-        finally:
-            self.problems += [f"cgroup left: {x}" for x in parent.remove()]
-            residue.clean()
-        self.problems += result.pop("problems", [])
-        if "skipped" in result:
-            return result
-        s = {n: [Sample(**x) for x in result["samples"][n]] for n in ORDER}
-        out = {"samples": result["samples"], "summary": report.op_summary(s["pyoci"], s["runc"])}
-        if "exec_samples" in result:
-            e = {n: [Sample(**x) for x in result["exec_samples"][n]] for n in ORDER}
-            out["exec"] = {"samples": result["exec_samples"],
-                           "summary": report.op_summary(e["pyoci"], e["runc"])}
-        return out
-
-    # --- docker ------------------------------------------------------------------------------
-
-    def run_docker(self) -> dict[str, Any]:
-        """A dockerd of the harness's own, in a child in a private mount namespace
-        (bench/docker.py); both scenarios, runc and pyoci in pairs."""
-        reason = docker.missing() or (None if shutil.which("unshare") else "no unshare(1)")
-        if reason:
-            return {"skipped": reason}
-        residue = hostcheck.HostResidue(docker.docker_engine.HOST_PATHS)
-        try:
-            parent = hostcheck.CgroupParent(f"{self.prefix}docker")
-        except LookupError as exc:
-            return {"skipped": str(exc)}
-        out = self.base / "docker.json"
-        cmd = docker.phase_command(self.base / "docker", parent.path, self.template,
-                                   {n: self.ops[n].rt.path for n in ORDER},
-                                   self.args.docker_rounds, 1, out)
-        try:
-            try:
-                res = subprocess.run(cmd, stdin=subprocess.DEVNULL, cwd=REPO,
-                                     timeout=600 + 60 * self.args.docker_rounds)
-            except subprocess.TimeoutExpired:
-                return {"skipped": "the docker phase timed out"}
-            if res.returncode != 0 or not out.exists():
-                return {"skipped": f"the docker phase failed (exit {res.returncode})"}
-            result = json.loads(out.read_text())
-        finally:
-            self.problems += [f"cgroup left: {x}" for x in parent.remove()]
-            residue.clean()
-        self.problems += result.pop("problems", [])
-        if "skipped" in result:
-            return result
-        out_doc: dict[str, Any] = {}
-        for scenario, by_rt in result["samples"].items():
-            s = {n: [Sample(**x) for x in by_rt[n]] for n in ORDER}
-            out_doc[scenario] = {"samples": by_rt,
-                                 "summary": report.op_summary(s["pyoci"], s["runc"])}
-        return out_doc
-
-    # --- buildah, CRI -------------------------------------------------------------------------
-
-    def run_engine(self, mod: Any, label: str, host_paths: Any) -> dict[str, Any]:
-        """``mod``'s phase (bench/buildah.py, bench/cri.py) in a child in a private mount
-        namespace, below a cgroup parent of ours; wall (and CPU where the engine's CLI
-        waits for the runtime) per pair."""
+    def run_phase(self, mod: Any, label: str, rounds: int, per_round: float,
+                  host_paths: Sequence[Path]) -> dict[str, Any]:
+        """``mod``'s phase (bench/podman.py, docker.py, buildah.py, cri.py) in a child in a
+        private mount namespace (bench/phase.py), below a cgroup parent of ours, allowed
+        600 s plus ``per_round`` s a round; its raw result, or why it was skipped. The
+        cgroup parent and what the engine left of ``host_paths`` are removed afterwards."""
         reason = mod.missing() or (None if shutil.which("unshare") else "no unshare(1)")
         if reason:
             return {"skipped": reason}
@@ -223,30 +160,50 @@ class Bench:
         except LookupError as exc:
             return {"skipped": str(exc)}
         out = self.base / f"{label}.json"
-        cmd = mod.phase_command(self.base / label, parent.path, self.template,
-                                {n: self.ops[n].rt.path for n in ORDER},
-                                self.args.engine_rounds, 1, out)
+        cmd = phase_command(f"bench.{label}", self.base / label, parent.path, self.template,
+                            {n: self.ops[n].rt.path for n in ORDER}, rounds, 1, out)
         try:
             try:
                 res = subprocess.run(cmd, stdin=subprocess.DEVNULL, cwd=REPO,
-                                     timeout=600 + 60 * self.args.engine_rounds)
+                                     timeout=600 + per_round * rounds)
             except subprocess.TimeoutExpired:
                 return {"skipped": f"the {label} phase timed out"}
             if res.returncode != 0 or not out.exists():
                 return {"skipped": f"the {label} phase failed (exit {res.returncode})"}
-            result = json.loads(out.read_text())
+            result: dict[str, Any] = json.loads(out.read_text())
         finally:
             self.problems += [f"cgroup left: {x}" for x in parent.remove()]
             residue.clean()
         self.problems += result.pop("problems", [])
+        return result
+
+    def run_podman(self) -> dict[str, Any]:
+        """podman run --rm, then podman exec (bench/podman.py)."""
+        result = self.run_phase(podman, "podman", self.args.podman_rounds, 120,
+                                hostcheck.HOST_PATHS)
         if "skipped" in result:
             return result
-        by_rt = result["samples"]
-        if by_rt and isinstance(by_rt[ORDER[0]][0], float):  # wall only (CRI)
-            return {"samples": by_rt,
-                    "summary": {"wall": report.pair_summary(by_rt["pyoci"], by_rt["runc"])}}
-        s = {n: [Sample(**x) for x in by_rt[n]] for n in ORDER}
-        return {"samples": by_rt, "summary": report.op_summary(s["pyoci"], s["runc"])}
+        out = _summarised(result["samples"])
+        if "exec_samples" in result:
+            out["exec"] = _summarised(result["exec_samples"])
+        return out
+
+    def run_docker(self) -> dict[str, Any]:
+        """A dockerd of the harness's own (bench/docker.py); both scenarios, runc and
+        pyoci in pairs."""
+        result = self.run_phase(docker, "docker", self.args.docker_rounds, 60,
+                                docker.docker_engine.HOST_PATHS)
+        if "skipped" in result:
+            return result
+        return {scenario: _summarised(by_rt) for scenario, by_rt in result["samples"].items()}
+
+    def run_engine(self, mod: Any, label: str, host_paths: Sequence[Path]) -> dict[str, Any]:
+        """buildah bud (bench/buildah.py) or the CRI pod lifecycle (bench/cri.py); wall
+        (and CPU where the engine's CLI waits for the runtime) per pair."""
+        result = self.run_phase(mod, label, self.args.engine_rounds, 60, host_paths)
+        if "skipped" in result:
+            return result
+        return _summarised(result["samples"])
 
     # --- scale -------------------------------------------------------------------------------
 

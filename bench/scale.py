@@ -5,10 +5,11 @@ This is the shape of an engine bringing up a pod or a CI job fanning out."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bench.ops import Operations
-from bench.proc import BenchError, Finished, run_many
+from bench.proc import Finished, check_all, run_many
 
 PHASES = ("create", "start", "delete")
 
@@ -26,28 +27,30 @@ class ScaleResult:
         return self.create + self.start + self.delete
 
 
-def _checked(results: list[Finished], what: str) -> None:
-    failed = [r for r in results if r.rc != 0]
-    if failed:
-        raise BenchError(f"{len(failed)}/{len(results)} {what} failed; first:\n"
-                         + failed[0].describe())
+def create_start(ops: Operations, ids: Sequence[str]) -> tuple[float, float, list[Finished]]:
+    """Every ``create`` of the sleeping bundle launched at once and reaped, then every
+    ``start``: each batch's wall time and all the results. ``ids`` go into ``live``
+    before the first launch, so the harness's cleanup finds them after any failure."""
+    rt = ops.rt
+    bundle = str(ops.bundles.sleep)
+    ops.live.update(ids)
+    t_create, created = run_many([rt.cmd("create", "--bundle", bundle, i) for i in ids],
+                                 env=rt.env)
+    check_all(created, "create")
+    t_start, started = run_many([rt.cmd("start", i) for i in ids], env=rt.env)
+    check_all(started, "start")
+    return t_create, t_start, created + started
 
 
 def scale(ops: Operations, ids: list[str]) -> ScaleResult:
     rt = ops.rt
-    bundle = str(ops.bundles.sleep)
-    ops.live.update(ids)
     try:
-        t_create, created = run_many([rt.cmd("create", "--bundle", bundle, i) for i in ids],
-                                     env=rt.env)
-        _checked(created, "create")
-        t_start, started = run_many([rt.cmd("start", i) for i in ids], env=rt.env)
-        _checked(started, "start")
+        t_create, t_start, launched = create_start(ops, ids)
         t_delete, deleted = run_many([rt.cmd("delete", "--force", i) for i in ids], env=rt.env)
-        _checked(deleted, "delete --force")
+        check_all(deleted, "delete --force")
         ops.live.difference_update(ids)
     finally:
         ops.remove_all()
-    every = created + started + deleted
+    every = launched + deleted
     return ScaleResult(t_create, t_start, t_delete, sum(r.sample.cpu for r in every),
                        max(r.sample.maxrss_kib for r in every))

@@ -668,12 +668,19 @@ def mask_path(path: str) -> None:
                 os.close(null)
         finally:
             os.close(fd)
-        fd = _reopen(root, path, where)
-        try:
-            _mount(None, fd, None, sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY
-                   | existing_flags(fd), None, path)
-        finally:
-            os.close(fd)
+        _remount_readonly(root, path, where, 0)
+
+
+def _remount_readonly(root: Root, path: str, where: str, extra: int) -> None:
+    """The second step of a mask or read-only path: the bind just made, found again (and
+    refused if it no longer leads to ``where``), remounted read-only with the flags
+    already locked on it kept."""
+    fd = _reopen(root, path, where)
+    try:
+        _mount(None, fd, None, sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY | extra
+               | existing_flags(fd), None, path)
+    finally:
+        os.close(fd)
 
 
 def readonly_path(path: str) -> None:
@@ -690,12 +697,7 @@ def readonly_path(path: str) -> None:
             _mount(fd_path(fd), fd, None, sc.MS_BIND | sc.MS_REC, None, path)
         finally:
             os.close(fd)
-        fd = _reopen(root, path, where)
-        try:
-            _mount(None, fd, None, sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY | sc.MS_REC
-                   | existing_flags(fd), None, path)
-        finally:
-            os.close(fd)
+        _remount_readonly(root, path, where, sc.MS_REC)
 
 
 def readonly_root() -> None:

@@ -541,16 +541,25 @@ class Attached:
         self.moved: list[Moved] = []
         self.bridge: dict[str, Any] | None = None
         self.init_pid = 0
+        # Kept open while devices are lent: its fd of the container's network namespace
+        # keeps that namespace (and the devices in it) alive even when the init exits on
+        # its own after reporting a failed step -- otherwise a veth moved in is destroyed
+        # with the namespace before it can be moved back.
+        self.session: Session | None = None
 
     def undo(self) -> None:
         """Move the devices back out (the bridge is released by the caller from the
         record in state.json, which also covers a create that died half-way)."""
         from pyoci import log
 
+        sess, self.session = self.session, None
         if not self.moved:
+            if sess is not None:
+                sess.close()
             return
         try:
-            sess = Session(self.init_pid)
+            if sess is None:
+                sess = Session(self.init_pid)
         except Exception as exc:  # noqa: BLE001 - the namespace is gone already
             log.warn(f"linux.netDevices: could not move devices back: {_reason(exc)}")
             return
@@ -559,6 +568,12 @@ class Attached:
         finally:
             self.moved = []
             sess.close()
+
+    def close(self) -> None:
+        """Create succeeded: the devices stay in the container; let go of the namespace."""
+        if self.session is not None:
+            self.session.close()
+            self.session = None
 
 
 def setup(root: str, cid: str, spec: Spec, init_pid: int, req: BridgeRequest | None,
@@ -584,5 +599,8 @@ def setup(root: str, cid: str, spec: Spec, init_pid: int, req: BridgeRequest | N
             done.moved = []
             sess.close()
         raise
-    sess.close()
+    if done.moved:
+        done.session = sess  # until create has succeeded or undone it (Attached.undo)
+    else:
+        sess.close()
     return done

@@ -391,12 +391,14 @@ def _spawn(c: Container, spec: Spec, opts: CreateOptions, lock_fd: int, cgroup: 
         c.save()
         if opts.pid_file:
             write_pid_file(opts.pid_file, init_pid)
+        if attached is not None:
+            attached.close()
         return init_pid
     except BaseException:
         if init_pid:
             c.doc["pid"] = init_pid
         if attached is not None:
-            attached.undo()  # while the init, and so its namespace, still exists
+            attached.undo()  # through the namespace fd it holds, the init dead or alive
         if middle:
             _reap(middle, kill=True)
         raise

@@ -271,10 +271,12 @@ def restricted(docker: Docker, rt: OciRuntime) -> Observation:
 
 def oom(docker: Docker, rt: OciRuntime) -> Observation:
     """A container over --memory is killed by the kernel: OOMKilled true, exit 137 (the
-    shim sees the cgroup's OOM event)."""
+    shim sees the cgroup's OOM event). The shim (containerd 1.6, runc v2) starts watching
+    the cgroup only after `start` has returned, by the init's pid: a program killed before
+    that is reported OOMKilled false with either runtime, so it waits a little first."""
     name = "pyoci-docker-oom"
     res = docker.run(rt, "--name", name, "--memory", "16m", "--memory-swap", "16m", IMAGE,
-                     "tail", "/dev/zero", timeout=120)
+                     "sh", "-c", "sleep 0.5; exec tail /dev/zero", timeout=120)
     try:
         _wait_exited(docker, name)
         return {"run rc": res.rc, "_run": res, "state": docker.state(name)}

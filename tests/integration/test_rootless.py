@@ -31,7 +31,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import REPO, clone_rootfs
+from tests.helpers import REPO, _cgroup_mounts, clone_rootfs
 
 pytestmark = pytest.mark.integration
 
@@ -505,13 +505,7 @@ def test_limit_without_delegation_is_an_error(env: Env) -> None:
 
 def _own_cgroups() -> list[tuple[str, str]]:
     """(mount point, own path) of each hierarchy this process is in."""
-    mounts: list[tuple[str, str, set[str]]] = []
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            left, right = line.split(" - ", 1)
-            fstype, _src, opts = right.split()[:3]
-            if fstype in ("cgroup", "cgroup2"):
-                mounts.append((left.split()[4], fstype, set(opts.split(","))))
+    mounts = _cgroup_mounts()
     out = []
     with open("/proc/self/cgroup") as f:
         for line in f:
