@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import click
 import typer
@@ -18,9 +18,6 @@ import typer
 from pyoci import OCI_VERSION, __version__, log
 from pyoci.errors import PyociError
 from pyoci.state import DEFAULT_ROOT
-
-if TYPE_CHECKING:
-    from pyoci.config.model import Spec
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="pyoci: an OCI runtime (runc-compatible).",
@@ -379,52 +376,19 @@ def help_(ctx: typer.Context,
 app.command("h", hidden=True)(help_)  # runc's alias
 
 
-def config_warnings(spec: Spec) -> list[str]:
-    """What `create` would skip with a warning rather than refuse, each with its JSON path:
-    capability names pyoci or this kernel does not know (config.md "Process": MUST be
-    logged as a warning, SHOULD NOT fail) and system call names this libseccomp does not
-    know (skipped as runc skips them). A profile this host cannot apply at all is listed
-    too: validate checks the config, create checks the host."""
-    out: list[str] = []
-    caps = spec.process.capabilities if spec.process is not None else None
-    if caps is not None:
-        from pyoci.executors.capabilities import CAP_NUMBERS, last_cap
-
-        last = last_cap()
-        for kind in ("bounding", "effective", "inheritable", "permitted", "ambient"):
-            for i, name in enumerate(getattr(caps, kind) or ()):
-                num = CAP_NUMBERS.get(name)
-                if num is None or num > last:
-                    who = "pyoci" if num is None else "this kernel"
-                    out.append(f"process.capabilities.{kind}[{i}]: {name} is not a "
-                               f"capability {who} knows; create skips it")
-    if spec.linux.seccomp is not None:
-        from pyoci.errors import ConfigError
-        from pyoci.executors.seccomp import compile_filter
-
-        try:
-            flt = compile_filter(spec.linux.seccomp, warn=False)
-        except ConfigError:
-            raise
-        except PyociError as exc:
-            out.append(f"{exc} (create would refuse it on this host)")
-        else:
-            flt.release()
-            from pyoci.libseccomp import version_string
-
-            out += [f"{path}: {name} is not a system call libseccomp {version_string()} "
-                    "knows; create skips it" for path, name in flt.skipped_names]
-    return out
-
-
 @app.command()
 def validate(bundle: BUNDLE = ".") -> None:
     """Check a bundle's config.json against the runtime-spec without creating anything.
-    Errors exit 1; what create would only warn about is listed as warnings (exit 0)."""
-    from pyoci.config.bundle import load_bundle
+    Errors exit 1; what create would only warn about is listed as warnings (exit 0).
+    The verdict is create's: both run config/check.py on this host."""
+    import os
 
-    spec, _ = load_bundle(bundle)
-    for line in config_warnings(spec):
+    from pyoci.config.bundle import read_bundle
+    from pyoci.config.check import check
+
+    checked = check(read_bundle(bundle), os.path.abspath(bundle))
+    checked.release()
+    for line in checked.warnings:
         typer.echo(f"{bundle}: warning: {line}")
     typer.echo(f"{bundle}: config.json is valid")
 

@@ -30,8 +30,19 @@ class ContainerNotFound(PyociError):
         super().__init__(f'container "{cid}" does not exist')
 
 
+class ContainerExists(PyociError):
+    """``create``/``run`` with an id that is already taken under the state root."""
+
+    def __init__(self, cid: str) -> None:
+        super().__init__(f'container "{cid}" already exists')
+
+
 class StateError(PyociError):
     """An operation the lifecycle forbids in the container's current status."""
+
+
+#: The name the Python API documents (pyoci/api.py) for :class:`StateError`.
+ContainerStateError = StateError
 
 
 class StepError(PyociError):

@@ -25,10 +25,18 @@ import time
 
 from pyoci import jsonio
 
+TYPE_CHECKING = False  # typing costs ~3 ms to import; only checkers need it here
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
 _LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}
 _path: str | None = None
 _fmt = "text"
 _threshold = _LEVELS["info"]
+#: Set by the Python API (pyoci/api.py) for the length of a call: every message goes to
+#: it, as (level, message), instead of stderr or --log -- a library must not write to its
+#: caller's stderr. Never set by the CLI.
+sink: Callable[[str, str], None] | None = None
 
 
 def configure(path: str | None, fmt: str = "text", debug: bool = False) -> None:
@@ -52,6 +60,9 @@ def _format(level: str, msg: str) -> str:
 def emit(level: str, msg: str) -> None:
     """Write one message to the --log file if there is one, else to stderr (warnings and
     errors; every level with --debug). Errors go to stderr in any case (see above)."""
+    if sink is not None:
+        sink(level, msg)
+        return
     if _LEVELS[level] < _threshold:
         return
     line = _format(level, msg) + "\n"

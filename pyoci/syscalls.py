@@ -470,3 +470,17 @@ def ioprio_get(pid: int = 0) -> int:
 def personality(persona: int) -> int:
     """personality(2); returns the previous persona. 0xffffffff only queries."""
     return _check(_libc.personality(persona), "personality")
+
+
+# --- api (pyoci/api.py) ------------------------------------------------------------------
+PR_GET_CHILD_SUBREAPER = 37
+
+
+def child_subreaper() -> bool:
+    """prctl(PR_GET_CHILD_SUBREAPER): whether the caller is a child subreaper. The Python
+    API sets the flag around run's create and exec (the container's process must become
+    the caller's child to be waited for) and restores the caller's own setting after: a
+    library must not leave its caller collecting every orphan of its descendants."""
+    flag = ctypes.c_int(0)
+    prctl(PR_GET_CHILD_SUBREAPER, ctypes.addressof(flag))
+    return bool(flag.value)

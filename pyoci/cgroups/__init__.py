@@ -1,4 +1,5 @@
-"""Cgroup executor: one manager over cgroup v1, v2 and hybrid hosts (see manager.py).
+"""Cgroup executor: one interface (manager.py ``CgroupManager``) implemented for cgroup v1
+(v1.py), v2 (v2.py) and hybrid hosts (hybrid.py, the two composed).
 
 This module is imported on the hot path (state, kill, delete), so it stays light: only the
 exception and two thin entry points that import the manager lazily.
@@ -14,7 +15,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from pyoci.cgroups.detect import Layout
-    from pyoci.cgroups.manager import Manager
+    from pyoci.cgroups.manager import CgroupManager
 
 
 class CgroupError(PyociError):
@@ -45,7 +46,7 @@ def is_frozen(directory: str, is_v1: bool) -> bool:
 
 
 def recorded_frozen(doc: dict[str, Any]) -> bool:
-    """:meth:`Manager.frozen` for the record in state.json, without importing the manager
+    """:meth:`CgroupManager.frozen` for the record in state.json, without importing the manager
     (~0.5 ms that `state` and `start` need not pay, issue 5). Malformed records count as
     not frozen; the commands that act on the cgroup parse them strictly."""
     if not isinstance(doc, dict) or doc.get("created", True) is not True:
@@ -58,7 +59,7 @@ def recorded_frozen(doc: dict[str, Any]) -> bool:
 
 
 def open_manager(cgroups_path: str | None, cid: str, *, systemd: bool = False,
-                 layout: Layout | None = None) -> Manager:
+                 layout: Layout | None = None) -> CgroupManager:
     """Resolve ``linux.cgroupsPath`` on this host (see :func:`manager.open_manager`;
     ``layout`` replaces detection, for tests)."""
     from pyoci.cgroups.manager import open_manager as _open
@@ -66,8 +67,8 @@ def open_manager(cgroups_path: str | None, cid: str, *, systemd: bool = False,
     return _open(cgroups_path, cid, systemd=systemd, layout=layout)
 
 
-def manager_from_state(doc: dict[str, Any]) -> Manager:
-    """Rebuild a manager from :meth:`Manager.to_state` without re-detecting the host."""
+def manager_from_state(doc: dict[str, Any]) -> CgroupManager:
+    """Rebuild a manager from :meth:`CgroupManager.to_state` without re-detecting the host."""
     from pyoci.cgroups.manager import manager_from_state as _from_state
 
     return _from_state(doc)

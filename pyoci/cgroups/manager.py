@@ -1,29 +1,23 @@
-"""The cgroup manager: where a container's cgroup lives on each hierarchy, and its life.
+"""The cgroup manager interface and the life cycle every layout shares.
 
-``linux.cgroupsPath`` (config-linux.md "Cgroups path") is resolved with runc's cgroupfs
-rules (libcontainer/cgroups/fs/paths.go and fs2/defaultpath.go):
+A container's cgroup is driven through :class:`CgroupManager`, one interface with one
+implementation per kind of hierarchy, as youki's libcgroups (``CgroupManager`` trait, v1 and
+v2 managers) and runc's libcontainer/cgroups (``fs`` and ``fs2``):
 
-* absolute: under the root of each hierarchy (the mount point);
-* relative: under the runtime's own cgroup of that hierarchy (/proc/self/cgroup); on a pure
-  v2 host under the *parent* of it, as runc does, because the runtime's own cgroup holds
-  processes and the no-internal-process rule (cgroup-v2.rst) would keep controllers from
-  being enabled for a child of it;
-* absent: the relative path ``<id>``;
-* with ``--systemd-cgroup``: ``slice:prefix:name``, mapped to the cgroupfs path systemd
-  would give the unit (``a-b.slice`` -> ``/a.slice/a-b.slice``, unit ``prefix-name.scope``);
-  no dbus is involved, the directories are made directly.
+* :class:`pyoci.cgroups.v1.V1Manager`: a directory in every mounted v1 hierarchy (plus
+  ``name=systemd``, as runc joins it); freezer.state, devices.allow/deny, v1 files;
+* :class:`pyoci.cgroups.v2.V2Manager`: one directory in the unified hierarchy; controllers
+  enabled in cgroup.subtree_control, cgroup.freeze, cgroup.kill, a BPF device program;
+* :class:`pyoci.cgroups.hybrid.HybridManager`: the two composed: v1 where a controller is
+  mounted, the unified hierarchy for the rest.
 
-A resolved directory that is a hierarchy's root, the runtime's own cgroup or an ancestor of
-it is refused (in every form, systemd's too), and create refuses an existing directory
-that is in use or frozen: delete and kill --all act on the whole subtree of the
-container's directory, which must therefore be the container's alone.
-
-The container gets a directory in every mounted v1 hierarchy (plus ``name=systemd``, as
-runc joins it) and, on hybrid and v2 hosts, in the unified hierarchy. The resource writers
-(controllers.py), the device rules (devices_v1.py / bpf_devices.py) and the statistics
-(stats.py) are imported only when used: the hot path (state, kill, delete, pause) builds a
-manager from state.json with :func:`manager_from_state` and never imports attrs or
-jsonschema.
+What does not depend on the layout lives here: the record in state.json
+(:meth:`CgroupManager.to_state`, :func:`manager_from_state`), create's mkdir/take-over
+rules, runc's rootless skipping, the signalling loop of kill, pids and destroy. Where a
+directory is (``linux.cgroupsPath``) is paths.py. The resource writers (controllers.py),
+the device rules (devices_v1.py / bpf_devices.py) and the statistics (stats.py) are
+imported only when used: the hot path (state, kill, delete, pause) builds a manager from
+state.json with :func:`manager_from_state` and never imports attrs or jsonschema.
 """
 
 from __future__ import annotations
@@ -31,6 +25,7 @@ from __future__ import annotations
 import errno
 import os
 import time
+from abc import ABC, abstractmethod
 
 from pyoci.cgroups import CgroupError, is_frozen, read_events
 from pyoci.errors import describe_oserror
@@ -54,6 +49,10 @@ V1_TO_V2 = {"memory": "memory", "cpu": "cpu", "cpuacct": "cpu", "cpuset": "cpuse
 #: ``unified`` keys with these prefixes are core files, present without any controller.
 _CORE_PREFIXES = frozenset({"cgroup"})
 
+#: What :meth:`CgroupManager.set` says when a host has no way to enforce device rules.
+NO_DEVICES = ("linux.resources.devices needs the devices controller or cgroup v2, and this "
+              "host has neither")
+
 #: errnos that mean "this cgroup is not delegated to the caller" (runc's isIgnorableError).
 _DENIED = frozenset({errno.EACCES, errno.EPERM, errno.EROFS})
 
@@ -63,150 +62,34 @@ FREEZE_TIMEOUT = 5.0      # seconds to wait for FROZEN / "frozen 1"
 RMDIR_TIMEOUT = 2.0       # seconds to retry EBUSY: killed processes may still be exiting
 
 
-# --- path resolution ----------------------------------------------------------------------
-
-def _normalize(path: str, what: str) -> str:
-    """Fold ``.``/``..``/``//`` of a cgroup path; refuse a ``..`` that climbs above its
-    base (the hierarchy root for absolute paths, the runtime's cgroup for relative ones).
-
-    runc silently clamps such a path (utils.CleanPath); refusing is safer and says why.
-    """
-    parts: list[str] = []
-    for comp in path.split("/"):
-        if comp in ("", "."):
-            continue
-        if comp == "..":
-            if not parts:
-                raise CgroupError(f"{what}: {path!r} escapes "
-                                  + ("the cgroup root" if path.startswith("/")
-                                     else "the runtime's cgroup") + " through '..'")
-            parts.pop()
-        else:
-            parts.append(comp)
-    return ("/" if path.startswith("/") else "") + "/".join(parts)
+#: The layouts a record may name (each has one implementation, see :func:`manager_for`).
+MODES = ("v1", "v2", "hybrid")
 
 
-def expand_slice(slice_name: str) -> str:
-    """systemd's slice naming: ``a-b-c.slice`` lives at ``/a.slice/a-b.slice/a-b-c.slice``
-    (systemd.slice(5)); ``-.slice`` is the root."""
-    suffix = ".slice"
-    if not slice_name.endswith(suffix) or len(slice_name) <= len(suffix) or "/" in slice_name:
-        raise CgroupError(f"linux.cgroupsPath: invalid systemd slice name {slice_name!r}")
-    stem = slice_name[:-len(suffix)]
-    if stem == "-":
-        return "/"
-    path, prefix = "", ""
-    for comp in stem.split("-"):
-        if not comp:
-            raise CgroupError(f"linux.cgroupsPath: invalid systemd slice name {slice_name!r}")
-        path += f"/{prefix}{comp}{suffix}"
-        prefix += f"{comp}-"
-    return path
-
-
-def systemd_path(cgroups_path: str | None, cid: str) -> str:
-    """The cgroupfs path runc's systemd driver ends up with for ``slice:prefix:name``.
-
-    Absent means ``system.slice``, prefix ``runc``, name = the id; an empty slice is
-    ``system.slice``; a name ending in ``.slice`` is a slice, anything else becomes the
-    scope unit ``prefix-name.scope`` (``name.scope`` without a prefix).
-    """
-    if cgroups_path is None or cgroups_path == "":
-        parent, prefix, name = "", "runc", cid
+def manager_for(mode: str, v1: dict[str, str], unified: str | None,
+                unified_mount: str | None, *, unified_base: str | None = None,
+                created: bool = True, parents: Sequence[str] = ()) -> CgroupManager:
+    """The implementation for ``mode`` ("v1", "v2" or "hybrid"), imported on first use:
+    a command only pays for the layout of its host."""
+    cls: type[CgroupManager]
+    if mode == "v1":
+        from pyoci.cgroups.v1 import V1Manager as cls
+    elif mode == "v2":
+        from pyoci.cgroups.v2 import V2Manager as cls
+    elif mode == "hybrid":
+        from pyoci.cgroups.hybrid import HybridManager as cls
     else:
-        parts = cgroups_path.split(":")
-        if len(parts) != 3:
-            raise CgroupError('linux.cgroupsPath: the systemd cgroup driver expects '
-                              f'"slice:prefix:name", found {cgroups_path!r}')
-        parent, prefix, name = parts
-    if not name:
-        raise CgroupError(f"linux.cgroupsPath: empty unit name in {cgroups_path!r}")
-    if name.endswith(".slice"):
-        unit = name
-    else:
-        unit = f"{prefix}-{name}.scope" if prefix else f"{name}.scope"
-    if "/" in unit:
-        raise CgroupError(f"linux.cgroupsPath: the unit name {unit!r} contains '/'")
-    return expand_slice(parent or "system.slice").rstrip("/") + "/" + unit
-
-
-def resolve(layout: Layout, cgroups_path: str | None, cid: str, *,
-            systemd: bool = False) -> tuple[dict[str, str], str | None]:
-    """The container's directories: (v1 controller or name=X -> dir, unified dir)."""
-    if systemd:
-        inner = _normalize(systemd_path(cgroups_path, cid), "linux.cgroupsPath")
-    else:
-        inner = _normalize(cgroups_path if cgroups_path else cid, "linux.cgroupsPath")
-        if inner in ("", "/"):
-            raise CgroupError(f"linux.cgroupsPath: {cgroups_path!r} names the cgroup of the "
-                              "runtime or the root of the hierarchy, not a container's own")
-
-    shown = cgroups_path if cgroups_path else (cid if not systemd else None)
-
-    def place(mount_point: str, own_dir: str | None, what: str, use_parent: bool) -> str:
-        if inner.startswith("/"):
-            d = mount_point.rstrip("/") + inner
-        elif own_dir is None:
-            raise CgroupError(f"the runtime's own cgroup in the {what} hierarchy is not "
-                              f"visible under {mount_point}")
-        else:
-            base = own_dir
-            if use_parent and os.path.normpath(own_dir) != os.path.normpath(mount_point):
-                base = os.path.dirname(own_dir.rstrip("/"))
-            d = os.path.join(base, inner)
-        _refuse_own_or_ancestor(d, own_dir, mount_point, what, shown)
-        return d
-
-    v1: dict[str, str] = {}
-    for h in layout.hierarchies():
-        d = place(h.mount_point, h.own_dir, ",".join(h.controllers), False)
-        for c in h.controllers:
-            v1[c] = d
-    unified = None
-    if layout.unified_mount is not None:
-        unified = place(layout.unified_mount, layout.unified_own_dir, "unified",
-                        layout.mode == "v2")
-    return v1, unified
-
-
-def _is_within(path: str, top: str) -> bool:
-    """``path`` is ``top`` or lies below it (both normalized)."""
-    return path == top or path.startswith(top.rstrip("/") + "/")
-
-
-def _refuse_own_or_ancestor(directory: str, own_dir: str | None, mount_point: str, what: str,
-                            shown: str | None) -> None:
-    """Refuse a container directory that is a hierarchy's root, the runtime's own cgroup or
-    an ancestor of it.
-
-    delete removes the container's directory with everything below it and, without a pid
-    namespace of its own, kills every process in that subtree; kill --all signals them.
-    Such a directory holds the runtime itself (and whatever shares its cgroup, e.g. the
-    other jobs of a host service), so it can never be a container's own. This holds for
-    the systemd form too: ``-.slice::system.slice`` is an absolute path like any other.
-    """
-    d = os.path.normpath(directory)
-    named = f"{shown!r}" if shown is not None else "the systemd default"
-    if d == os.path.normpath(mount_point):
-        raise CgroupError(f"linux.cgroupsPath: {named} resolves to {d}, the root of the "
-                          f"{what} hierarchy, not a container's own cgroup")
-    if own_dir is None:
-        return
-    own = os.path.normpath(own_dir)
-    if _is_within(own, d):
-        how = "is" if own == d else "is an ancestor of"
-        raise CgroupError(f"linux.cgroupsPath: {named} resolves to {d}, which {how} the "
-                          f"runtime's own cgroup in the {what} hierarchy ({own}); delete and "
-                          "kill --all would act on the runtime's own processes and the "
-                          "cgroups beside it")
+        raise CgroupError(f"unknown cgroup mode {mode!r}")
+    return cls(v1, unified, unified_mount, unified_base=unified_base, created=created,
+               parents=parents)
 
 
 def open_manager(cgroups_path: str | None, cid: str, *, systemd: bool = False,
-                 layout: Layout | None = None, rootless: bool = False) -> Manager:
+                 layout: Layout | None = None, rootless: bool = False) -> CgroupManager:
     """A manager for ``linux.cgroupsPath`` on this host (``layout`` is for tests).
 
     ``rootless`` (pyoci/rootless.py): runc's rootless cgroup rules, see
-    :meth:`Manager.create` and :meth:`Manager.set`."""
+    :meth:`CgroupManager.create` and :meth:`CgroupManager.set`."""
     if layout is None:
         from pyoci.cgroups.detect import detect
         try:
@@ -215,21 +98,24 @@ def open_manager(cgroups_path: str | None, cid: str, *, systemd: bool = False,
             raise CgroupError(f"reading the cgroup layout: {describe_oserror(exc)}") from exc
     if not layout.v1 and layout.unified_mount is None:
         raise CgroupError("no cgroup hierarchy is mounted (see /proc/self/mountinfo)")
+    from pyoci.cgroups.paths import resolve
+
     v1, unified = resolve(layout, cgroups_path, cid, systemd=systemd)
-    mgr = Manager(layout.mode, v1, unified, layout.unified_mount,
-                  unified_base=layout.unified_own_dir, created=False)
+    mgr = manager_for(layout.mode, v1, unified, layout.unified_mount,
+                      unified_base=layout.unified_own_dir, created=False)
     if rootless:
         mgr.rootless = True
         mgr.explicit_path = bool(cgroups_path) or systemd
     return mgr
 
 
-def manager_from_state(doc: dict[str, Any]) -> Manager:
-    """Rebuild a manager from :meth:`Manager.to_state`: no detection, no heavy import.
+def manager_from_state(doc: dict[str, Any]) -> CgroupManager:
+    """Rebuild a manager from :meth:`CgroupManager.to_state`: no detection, no heavy import.
 
-    Records written before ``created``/``parents``/``unified_base`` existed are read as
-    they were meant then: the directories are the container's, no ancestor was recorded,
-    and no level is known where a controller may be enabled.
+    The record's format is the one pyoci has always written (``mode`` picks the
+    implementation). Records written before ``created``/``parents``/``unified_base``
+    existed are read as they were meant then: the directories are the container's, no
+    ancestor was recorded, and no level is known where a controller may be enabled.
     """
     try:
         mode = doc["mode"]
@@ -242,12 +128,12 @@ def manager_from_state(doc: dict[str, Any]) -> Manager:
         planned = [str(p) for p in doc.get("planned") or []]
     except (KeyError, TypeError, AttributeError) as exc:
         raise CgroupError(f"state.json: malformed cgroup record {doc!r}") from exc
-    if mode not in ("v1", "v2", "hybrid"):
+    if mode not in MODES:
         raise CgroupError(f"state.json: unknown cgroup mode {mode!r}")
     if not isinstance(created, bool) or not (base is None or isinstance(base, str)):
         raise CgroupError(f"state.json: malformed cgroup record {doc!r}")
-    mgr = Manager(mode, v1, unified, mount, unified_base=base, created=created,
-                  parents=parents)
+    mgr = manager_for(mode, v1, unified, mount, unified_base=base, created=created,
+                      parents=parents)
     mgr.planned = planned
     mgr.rootless = doc.get("rootless") is True
     return mgr
@@ -338,29 +224,50 @@ def _frozen_reason(directory: str) -> str | None:
     return None
 
 
-# --- the manager --------------------------------------------------------------------------
+def skipped_error(json_path: str, controller: str, why: str) -> CgroupError:
+    """A limit for a hierarchy that rootless create left out: runc's "cannot set X limit:
+    container could not join or create cgroup", naming the field and the remedy."""
+    return CgroupError(
+        f"{json_path}: cannot set the {controller} limit: the rootless container could not "
+        f"create or join its cgroup ({why}); delegate a cgroup to this user "
+        "(chown it) and name it in linux.cgroupsPath, or remove the limit")
 
-class Manager:
+
+# --- the interface and the shared life cycle ----------------------------------------------
+
+class CgroupManager(ABC):
     """One container's cgroup across the hierarchies of this host.
+
+    The interface every layout implements (youki's ``CgroupManager`` trait: add_task, apply,
+    remove, freeze, stats, get_all_pids): :meth:`create`, :meth:`add`, :meth:`set`,
+    :meth:`freeze`/:meth:`thaw`/:meth:`frozen`, :meth:`pids`, :meth:`kill`,
+    :meth:`stats`/:meth:`oom_kill_count`, :meth:`destroy`, :meth:`exists`,
+    :meth:`directories` and :meth:`to_state`. Subclasses supply the hierarchy-specific
+    parts (the abstract methods); the life cycle below is the same on every layout.
 
     ``v1`` maps each v1 controller (and ``name=systemd``) to the container's directory in
     that hierarchy; co-mounted controllers share a directory. ``unified`` is the directory
     in the cgroup2 hierarchy (hybrid and v2), ``unified_mount`` that hierarchy's mount point.
+    Every implementation has both attributes (empty / None where its layout has no such
+    hierarchy), so the record has one shape and callers (exec --cgroup) one way to look.
 
     ``unified_base`` is the runtime's own cgroup in the unified hierarchy when the manager
     was opened: controllers are enabled in cgroup.subtree_control only at or below it
-    (see :meth:`_enable`). ``created`` says the directories are the container's: a manager
-    fresh from :func:`open_manager` owns nothing until :meth:`create` succeeds, so that a
-    refused or failed create cannot kill or remove what was there before. ``parents`` are
-    the ancestor levels that create made (and destroy removes again when empty).
+    (see :meth:`V2Manager._enable`). ``created`` says the directories are the container's: a
+    manager fresh from :func:`open_manager` owns nothing until :meth:`create` succeeds, so
+    that a refused or failed create cannot kill or remove what was there before.
+    ``parents`` are the ancestor levels that create made (and destroy removes again when
+    empty).
     """
 
-    def __init__(self, mode: str, v1: dict[str, str], unified: str | None,
+    #: The layout this implementation drives, as recorded in state.json.
+    mode: str = ""
+
+    def __init__(self, v1: dict[str, str], unified: str | None,
                  unified_mount: str | None, *, unified_base: str | None = None,
                  created: bool = True, parents: Sequence[str] = ()) -> None:
-        self.mode = mode
-        self.v1 = dict(v1) if mode != "v2" else {}
-        self.unified = unified if mode != "v1" else None
+        self.v1 = dict(v1)
+        self.unified = unified
         self.unified_mount = unified_mount if self.unified else None
         self.unified_base = unified_base if self.unified else None
         self.created = created
@@ -380,8 +287,70 @@ class Manager:
         self._limited: set[str] = set()
 
     def __repr__(self) -> str:
-        return (f"Manager(mode={self.mode!r}, v1={self.v1!r}, unified={self.unified!r}, "
-                f"created={self.created!r})")
+        return (f"{type(self).__name__}(mode={self.mode!r}, v1={self.v1!r}, "
+                f"unified={self.unified!r}, created={self.created!r})")
+
+    # -- what each layout supplies ----------------------------------------------------------
+
+    @abstractmethod
+    def directories(self) -> list[str]:
+        """Every directory of the container, once (v1 hierarchies first, then unified)."""
+
+    @abstractmethod
+    def _pids_dir(self) -> str | None:
+        """The directory whose subtree holds every process of the container."""
+
+    @abstractmethod
+    def _freezer_dir(self) -> tuple[str, bool] | None:
+        """(directory, is_v1) of the freezer, or None when the host has none."""
+
+    @abstractmethod
+    def freeze(self) -> None:
+        """Freeze every process of the container and wait until the kernel says so; a
+        freeze that does not complete in time is undone and reported."""
+
+    @abstractmethod
+    def thaw(self) -> None:
+        """Thaw the container and wait until the kernel says so."""
+
+    @abstractmethod
+    def _freeze_requested(self) -> bool:
+        """A freeze was asked for, whether or not the kernel has completed it."""
+
+    @abstractmethod
+    def _needed(self, res: Resources) -> dict[str, str]:
+        """The controllers ``res`` needs, in this layout's names -> the JSON path."""
+
+    @abstractmethod
+    def _check_skipped(self, res: Resources) -> None:
+        """A limit for a hierarchy left out (rootless, not delegated) is an error, as with
+        runc ("cannot set X limit: container could not join or create cgroup")."""
+
+    @abstractmethod
+    def _set_resources(self, res: Resources, update: bool) -> None:
+        """Write ``res`` where this layout has each controller."""
+
+    @abstractmethod
+    def _set_devices(self, rules: Sequence[DeviceRule]) -> None:
+        """Install the device allow-list."""
+
+    @abstractmethod
+    def stats(self) -> dict[str, Any]:
+        """runc's ``events --stats`` data."""
+
+    @abstractmethod
+    def oom_kill_count(self) -> int:
+        """How many processes the OOM killer took in the container (memory controller)."""
+
+    def _after_mkdir(self, made: list[str]) -> None:  # noqa: B027 (optional hook)
+        """Called by :meth:`create` once the directories exist and were found unused (v1:
+        cpuset). ``made`` is what create made; a hook that removes one of them removes it
+        from ``made`` too."""
+
+    def _kill_at_once(self, sig: int) -> bool:
+        """Kill every process through the kernel in one step if this layout can (v2's
+        cgroup.kill); False when :meth:`kill` must signal them one by one."""
+        return False
 
     # -- bookkeeping ------------------------------------------------------------------------
 
@@ -410,38 +379,10 @@ class Manager:
             self._record["rootless"] = True
         return self._record
 
-    def directories(self) -> list[str]:
-        """Every directory of the container, once (v1 hierarchies first, then unified)."""
-        out: list[str] = []
-        for d in self.v1.values():
-            if d not in out:
-                out.append(d)
-        if self.unified is not None:
-            out.append(self.unified)
-        return out
-
     def exists(self) -> bool:
         """The container has a cgroup: create made (or took over) its directories and one
         of them is still there."""
         return self.created and any(os.path.isdir(d) for d in self.directories())
-
-    def _freezer_dir(self) -> tuple[str, bool] | None:
-        """(directory, is_v1) of the freezer: v1's freezer controller, else cgroup.freeze
-        of the unified hierarchy (a core file of every non-root cgroup2, kernel >= 5.2)."""
-        if "freezer" in self.v1:
-            return self.v1["freezer"], True
-        if self.unified is not None:
-            return self.unified, False
-        return None
-
-    def _pids_dir(self) -> str | None:
-        """The directory whose subtree holds every process of the container."""
-        if self.unified is not None:
-            return self.unified
-        for c in ("freezer", "devices", "pids", "memory", "cpu"):
-            if c in self.v1:
-                return self.v1[c]
-        return next(iter(self.v1.values()), None)
 
     # -- creation ---------------------------------------------------------------------------
 
@@ -455,10 +396,8 @@ class Manager:
         not empty"). A frozen one is refused as well ("unexpectedly frozen"): the init
         would freeze on joining it and create would wait forever.
 
-        In the v1 cpuset hierarchy a new cgroup starts with empty cpuset.cpus/cpuset.mems
-        and the kernel refuses tasks into it (cgroup-v1/cpusets.rst), so every empty level
-        down to the container's copies them from its parent, as runc does. On failure the
-        directories made so far are removed.
+        Then the layout's own preparation (:meth:`_after_mkdir`: v1's cpuset). On failure
+        the directories made so far are removed.
         """
         made: list[str] = []
         dirs = self.directories()
@@ -496,20 +435,7 @@ class Manager:
                 if reason is not None:
                     raise CgroupError(f"linux.cgroupsPath: the container's cgroup {d} is "
                                       f"unexpectedly frozen ({reason})")
-            if "cpuset" in self.v1:
-                try:
-                    _fill_cpuset(self.v1["cpuset"])
-                except CgroupError as exc:
-                    if not (self.rootless and not self.explicit_path
-                            and isinstance(exc.__cause__, OSError)
-                            and exc.__cause__.errno in _DENIED):
-                        raise
-                    # An ancestor's empty cpuset the user may not fill: no cpuset here.
-                    d = self.v1["cpuset"]
-                    if d in made:
-                        os.rmdir(d)
-                        made.remove(d)
-                    self._skip(d, str(exc))
+            self._after_mkdir(made)
         except BaseException:
             for level in reversed(made):
                 try:
@@ -580,7 +506,6 @@ class Manager:
                   f"({why}); skipped, as runc does without a delegated cgroup")
 
     # -- resources --------------------------------------------------------------------------
-
     def set(self, res: Resources | None, device_rules: Sequence[DeviceRule] | None, *,
             update: bool = False) -> None:
         """Apply ``linux.resources`` and the device allow-list.
@@ -605,233 +530,20 @@ class Manager:
         if res is not None and self.rootless:
             self._note_limited(res)
         if res is not None:
-            from pyoci.cgroups import controllers as ctl
-
-            if self.mode == "v2":
-                self._set_v2(res, ctl.needed_v2(res), ctl, update)
-            else:
-                self._set_v1(res, ctl, update)
+            self._set_resources(res, update)
         if device_rules is not None:
             self._set_devices(device_rules)
 
     def _note_limited(self, res: Resources) -> None:
-        from pyoci.cgroups import controllers as ctl
-
-        needed = ctl.needed_v2(res) if self.mode == "v2" else ctl.needed_v1(res)
-        for c in needed:
+        for c in self._needed(res):
             if c == "devices":
                 continue
             if c in self.v1:
                 self._limited.add(self.v1[c])
             elif self.unified is not None:
                 self._limited.add(self.unified)
-        if res.unified and self.unified is not None:
-            self._limited.add(self.unified)
-
-    def _check_skipped(self, res: Resources) -> None:
-        """A limit for a hierarchy left out (rootless, not delegated) is an error, as with
-        runc ("cannot set X limit: container could not join or create cgroup")."""
-        from pyoci.cgroups import controllers as ctl
-
-        if self.mode == "v2":
-            needed = {c: p for c, p in ctl.needed_v2(res).items()
-                      if c not in _CORE_PREFIXES}
-            where = {c: "unified" for c in needed}
-        else:
-            needed = {c: p for c, p in ctl.needed_v1(res).items() if c != "devices"}
-            where = {c: c if c not in self.v1 and c in self.skipped else None
-                     for c in needed}
-            for c in needed:
-                if where[c] is None and c not in self.v1 and self.unified is None \
-                        and "unified" in self.skipped:
-                    where[c] = "unified"
-            if res.unified and self.unified is None and "unified" in self.skipped:
-                needed["unified"] = "linux.resources.unified"
-                where["unified"] = "unified"
-        for c, json_path in needed.items():
-            h = where.get(c)
-            if h is None or h not in self.skipped:
-                continue
-            directory, why = self.skipped[h]
-            raise CgroupError(
-                f"{json_path}: cannot set the {c} limit: the rootless container could not "
-                f"create or join its cgroup ({why}); delegate a cgroup to this user "
-                "(chown it) and name it in linux.cgroupsPath, or remove the limit")
-
-    def _unified_available(self) -> frozenset[str]:
-        if self.unified_mount is None:
-            return frozenset()
-        try:
-            text = _read(os.path.join(self.unified_mount, "cgroup.controllers"))
-        except OSError:
-            return frozenset()
-        return frozenset(text.split())
-
-    def _set_v1(self, res: Resources, ctl: Any, update: bool) -> None:
-        """v1 and hybrid: v1 where mounted, else the unified hierarchy (hybrid only)."""
-        available = self._unified_available()
-        needed = ctl.needed_v1(res)
-        on_v2: dict[str, str] = {}
-        for c1, json_path in needed.items():
-            if c1 in self.v1 or (c1 == "devices" and self.unified is not None):
-                continue   # (devices: the rules go to BPF on the unified hierarchy)
-            c2 = V1_TO_V2.get(c1)
-            if c2 is not None and c2 in available:
-                on_v2.setdefault(c2, json_path)
-                continue
-            raise CgroupError(f"{json_path} needs the {c1} controller, which this host "
-                              "does not mount")
-        for key in res.unified:
-            prefix = key.split(".", 1)[0]
-            if self.mode == "v1":
-                raise CgroupError(f"linux.resources.unified.{key} needs cgroup v2, which this "
-                                  "host does not mount")
-            if prefix in _CORE_PREFIXES:
-                continue
-            if prefix not in available:
-                where = (" (it is bound to a cgroup v1 hierarchy here)"
-                         if prefix in self.v1 or any(V1_TO_V2.get(c) == prefix
-                                                     for c in self.v1) else "")
-                raise CgroupError(f"linux.resources.unified.{key} needs the {prefix} "
-                                  f"controller on the unified hierarchy, which this host does "
-                                  f"not offer{where}")
-            on_v2.setdefault(prefix, f"linux.resources.unified.{key}")
-        for c1 in needed:
-            if c1 in self.v1:
-                ctl.apply_v1(c1, self.v1[c1], res, update=update)
-        if on_v2 or res.unified:
-            self._enable(on_v2)
-            ctl.apply_v2(self.unified, res, tuple(on_v2), update=update)
-
-    def _set_v2(self, res: Resources, needed: dict[str, str], ctl: Any, update: bool) -> None:
-        available = self._unified_available()
-        wanted = {c: p for c, p in needed.items() if c not in _CORE_PREFIXES}
-        for c, json_path in wanted.items():
-            if c not in available:
-                raise CgroupError(f"{json_path} needs the {c} controller, which this host's "
-                                  "cgroup v2 hierarchy does not offer (cgroup.controllers: "
-                                  f"{' '.join(sorted(available)) or 'none'})")
-        self._enable(wanted)
-        ctl.apply_v2(self.unified, res, tuple(wanted), update=update)
-
-    def _enable(self, needed: dict[str, str]) -> None:
-        """Make ``needed`` controllers available in the container's unified directory.
-
-        A controller is available in a cgroup when its parent lists it in
-        cgroup.subtree_control, and can be listed there only when the grandparent does, up
-        to the root (cgroup-v2.rst "Enabling and Disabling"). So every ancestor, top-down,
-        must have it. pyoci enables a missing one only at or below its own cgroup
-        (``unified_base``) and never in the hierarchy's root: subtree_control above is not
-        delegated to it, and a write there changes the whole host (on a hybrid host, the
-        root of /sys/fs/cgroup/unified), which runc never does either. Anywhere else a
-        missing controller is an error naming the field that needs it.
-        """
-        if not needed or self.unified is None or self.unified_mount is None:
-            return
-        top = os.path.normpath(self.unified_mount)
-        rel = os.path.relpath(os.path.dirname(os.path.normpath(self.unified)), top)
-        levels = [top]
-        if rel != ".":
-            for comp in rel.split("/"):
-                levels.append(os.path.join(levels[-1], comp))
-        for level in levels:
-            path = os.path.join(level, "cgroup.subtree_control")
-            try:
-                have = set(_read(path).split())
-            except OSError as exc:
-                raise CgroupError(f"reading {path}: {describe_oserror(exc)}") from exc
-            missing = {c: p for c, p in needed.items() if c not in have}
-            if not missing:
-                continue
-            if not self._may_enable(level):
-                c, json_path = next(iter(missing.items()))
-                raise CgroupError(
-                    f"{json_path}: the {c} controller is not delegated to this cgroup: "
-                    f"{path} does not enable it, and pyoci changes cgroup.subtree_control "
-                    f"only below the hierarchy's root, at or below its own cgroup "
-                    f"({self.unified_base or 'unknown'}) (enable it in {path})")
-            for c, json_path in missing.items():
-                _write(path, f"+{c}", f"{json_path}: enabling the {c} controller")
-
-    def _may_enable(self, level: str) -> bool:
-        """``level`` is the runtime's own unified cgroup or below it, and not the root of
-        the hierarchy (the root has no cgroup.type, cgroup-v2.rst "Core Interface Files";
-        checked on the file, since the mount point is not the root inside a cgroup
-        namespace)."""
-        if self.unified_base is None:
-            return False
-        if not _is_within(os.path.normpath(level), os.path.normpath(self.unified_base)):
-            return False
-        return os.path.exists(os.path.join(level, "cgroup.type"))
-
-    def _set_devices(self, rules: Sequence[DeviceRule]) -> None:
-        """The allow-list: v1's devices controller, or a BPF_PROG_TYPE_CGROUP_DEVICE
-        program on the unified hierarchy (v2 has no devices controller; the kernel runs
-        the program on every device access, cgroup-v2.rst "Device controller")."""
-        if "devices" in self.v1:
-            from pyoci.cgroups import devices_v1
-
-            devices_v1.write_rules(self.v1["devices"], rules)
-        elif self.unified is not None:
-            from pyoci.cgroups import bpf_devices
-
-            bpf_devices.install(self.unified, rules)
-        else:
-            raise CgroupError("linux.resources.devices needs the devices controller or "
-                              "cgroup v2, and this host has neither")
 
     # -- freezer ----------------------------------------------------------------------------
-
-    def freeze(self) -> None:
-        """Freeze every process of the container and wait until the kernel says so.
-
-        v1: freezer.state passes through FREEZING until every task is frozen; writing
-        FROZEN again retries tasks that could not be frozen yet (cgroup-v1/freezer-
-        subsystem.rst). v2: cgroup.freeze, then cgroup.events shows "frozen 1". A freeze
-        that does not complete in time is undone and reported.
-        """
-        where = self._need_freezer()
-        directory, is_v1 = where
-        if is_v1:
-            state = os.path.join(directory, "freezer.state")
-            deadline = time.monotonic() + FREEZE_TIMEOUT
-            delay = 0.001
-            while True:
-                _write(state, "FROZEN", "freezing the container")
-                if _read(state).strip() == "FROZEN":
-                    return
-                if time.monotonic() > deadline:
-                    break
-                time.sleep(delay)
-                delay = min(delay * 2, 0.05)
-        else:
-            _write(os.path.join(directory, "cgroup.freeze"), "1", "freezing the container")
-            if self._wait_events(directory, "1"):
-                return
-        try:
-            self.thaw()
-        except CgroupError:
-            pass
-        raise CgroupError(f"freezing the container in {directory}: not every process froze "
-                          f"within {FREEZE_TIMEOUT:g} s")
-
-    def thaw(self) -> None:
-        directory, is_v1 = self._need_freezer()
-        if is_v1:
-            state = os.path.join(directory, "freezer.state")
-            _write(state, "THAWED", "thawing the container")
-            deadline = time.monotonic() + FREEZE_TIMEOUT
-            while _read(state).strip() != "THAWED":
-                if time.monotonic() > deadline:
-                    raise CgroupError(f"thawing the container: {state} is still "
-                                      f"{_read(state).strip()}")
-                time.sleep(0.005)
-        else:
-            _write(os.path.join(directory, "cgroup.freeze"), "0", "thawing the container")
-            if not self._wait_events(directory, "0"):
-                # An ancestor may be frozen: the container then stays frozen by design.
-                raise CgroupError(f"thawing the container: {directory}/cgroup.events still "
-                                  "reports frozen (is an ancestor cgroup frozen?)")
 
     def frozen(self) -> bool:
         """True when the kernel reports the container frozen (paused)."""
@@ -840,21 +552,6 @@ class Manager:
             return False
         return is_frozen(*where)
 
-    def _freeze_requested(self) -> bool:
-        """A freeze was asked for (freezer.state FREEZING or FROZEN, cgroup.freeze 1),
-        whether or not the kernel has completed it."""
-        where = self._freezer_dir()
-        if where is None:
-            return False
-        directory, is_v1 = where
-        try:
-            if is_v1:
-                state = _read(os.path.join(directory, "freezer.state")).strip()
-                return state in ("FREEZING", "FROZEN")
-            return _read(os.path.join(directory, "cgroup.freeze")).strip() == "1"
-        except FileNotFoundError:
-            return False
-
     def _need_freezer(self) -> tuple[str, bool]:
         where = self._freezer_dir()
         if where is None:
@@ -862,17 +559,14 @@ class Manager:
                               "host has neither")
         return where
 
-    @staticmethod
-    def _wait_events(directory: str, value: str) -> bool:
-        deadline = time.monotonic() + FREEZE_TIMEOUT
-        delay = 0.001
-        while True:
-            if read_events(directory).get("frozen", value) == value:
-                return True
-            if time.monotonic() > deadline:
-                return False
-            time.sleep(delay)
-            delay = min(delay * 2, 0.05)
+    def _freeze_timed_out(self, directory: str) -> None:
+        """A freeze that did not complete: undone (thawed), then reported."""
+        try:
+            self.thaw()
+        except CgroupError:
+            pass
+        raise CgroupError(f"freezing the container in {directory}: not every process froze "
+                          f"within {FREEZE_TIMEOUT:g} s")
 
     # -- processes --------------------------------------------------------------------------
 
@@ -898,19 +592,8 @@ class Manager:
         """
         if not self.created:
             return
-        if sig == _SIGKILL and self.unified is not None:
-            kill_file = os.path.join(self.unified, "cgroup.kill")
-            if os.path.exists(kill_file):
-                paused = self._freeze_requested()
-                _write(kill_file, "1", "killing the container")
-                # A v1 (hybrid) freeze holds even SIGKILL: the victims die only once
-                # thawed. v2 lets them die; thawing there keeps both modes alike (a killed
-                # container is not left "paused"). Decided on what was asked (read before
-                # the kill), not on cgroup.events: while the killed tasks exit, v2 reports
-                # "frozen 0" for a moment, and the emptied cgroup is "frozen 1" again.
-                if paused or self.frozen():
-                    self.thaw()
-                return
+        if self._kill_at_once(sig):
+            return
         was_frozen = self.frozen()
         can_freeze = self._freezer_dir() is not None and self.exists()
         if can_freeze and not was_frozen:
@@ -932,32 +615,6 @@ class Manager:
         finally:
             if can_freeze and (not was_frozen or sig == _SIGKILL):
                 self.thaw()
-
-    # -- statistics -------------------------------------------------------------------------
-
-    def stats(self) -> dict[str, Any]:
-        """runc's ``events --stats`` data; on hybrid hosts v1 figures first, the unified
-        hierarchy adds what no v1 hierarchy has (e.g. hugetlb)."""
-        from pyoci.cgroups import stats as st
-
-        if self.mode == "v2":
-            return st.stats_v2(self.unified)
-        v1 = {c: d for c, d in self.v1.items() if not c.startswith("name=")}
-        data = st.stats_v1(v1)
-        if self.unified is not None and os.path.isdir(self.unified):
-            for key, value in st.stats_v2(self.unified).items():
-                data.setdefault(key, value)
-        return data
-
-    def oom_kill_count(self) -> int:
-        """How many processes the OOM killer took in the container (memory controller)."""
-        from pyoci.cgroups import stats as st
-
-        if "memory" in self.v1:
-            return st.oom_kill_count_v1(self.v1["memory"])
-        if self.unified is not None:
-            return st.oom_kill_count_v2(self.unified)
-        return 0
 
     # -- removal ----------------------------------------------------------------------------
 
@@ -1009,50 +666,6 @@ class Manager:
                                       f"{describe_oserror(exc)}") from exc
 
 
-def _cpuset_file(directory: str, name: str) -> str | None:
-    """cpuset.<name>, or <name> in a hierarchy mounted with ``noprefix``."""
-    for fname in (f"cpuset.{name}", name):
-        path = os.path.join(directory, fname)
-        if os.path.exists(path):
-            return path
-    return None
-
-
-def _fill_cpuset(directory: str) -> None:
-    """Give ``directory`` and each empty ancestor cpus/mems, copying top-down from the
-    nearest ancestor that has both."""
-    levels = []
-    cur = directory.rstrip("/")
-    while True:
-        files = [_cpuset_file(cur, n) for n in ("cpus", "mems")]
-        if None in files:
-            break   # not a cpuset cgroup (above the mount point)
-        try:
-            if all(_read(f).strip() for f in files if f):
-                break
-        except OSError as exc:
-            raise CgroupError(f"reading the cpuset of {cur}: {describe_oserror(exc)}") from exc
-        levels.append(cur)
-        parent = os.path.dirname(cur)
-        if parent == cur:
-            break
-        cur = parent
-    for level in reversed(levels):
-        parent = os.path.dirname(level)
-        for name in ("cpus", "mems"):
-            mine, theirs = _cpuset_file(level, name), _cpuset_file(parent, name)
-            if mine is None or theirs is None:
-                continue
-            try:
-                if _read(mine).strip():
-                    continue
-                value = _read(theirs).strip()
-            except OSError as exc:
-                raise CgroupError(f"reading {theirs}: {describe_oserror(exc)}") from exc
-            if value:
-                _write(mine, value, f"copying {os.path.basename(mine)} from the parent cgroup")
-
-
 def _rmdir_retry(directory: str) -> str | None:
     deadline = time.monotonic() + RMDIR_TIMEOUT
     delay = 0.005
@@ -1069,5 +682,18 @@ def _rmdir_retry(directory: str) -> str | None:
         delay = min(delay * 2, 0.1)
 
 
-__all__ = ["Manager", "expand_slice", "manager_from_state", "open_manager", "resolve",
-           "systemd_path"]
+def __getattr__(name: str) -> Any:
+    """``expand_slice``, ``resolve`` and ``systemd_path`` live in paths.py, imported only
+    when one is asked for here (PEP 562): the hot path (kill, pause, delete) rebuilds a
+    manager from state.json and resolves nothing."""
+    if name in ("expand_slice", "resolve", "systemd_path"):
+        from pyoci.cgroups import paths
+
+        return getattr(paths, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+#: The name callers used before the split (type hints in operations/ and tests).
+Manager = CgroupManager
+
+__all__ = ["CgroupManager", "Manager", "manager_for", "manager_from_state", "open_manager"]

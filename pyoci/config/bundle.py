@@ -1,7 +1,8 @@
-"""Read a bundle's config.json and return the validated, frozen model.
+"""Read a bundle's config.json (bounded, every parse failure a ConfigError).
 
-Validation happens once, here, before anything is created: the schema first (every error
-at once), then the semantic checks. Only create/run/validate come through this module.
+The verdict on the document is config/check.py's, the one checker that validate, create,
+exec --process and update --resources share. Only the commands that read a config come
+through this module.
 """
 
 from __future__ import annotations
@@ -9,9 +10,6 @@ from __future__ import annotations
 import os
 
 from pyoci import jsonio
-from pyoci.config.loader import load_spec
-from pyoci.config.schema import schema_problems
-from pyoci.config.semantic import semantic_problems
 from pyoci.errors import ConfigError, PyociError, describe_oserror
 
 TYPE_CHECKING = False  # typing costs ~3 ms to import; only checkers need it here
@@ -75,22 +73,25 @@ def read_config(bundle: str) -> dict[str, Any]:
 def validate_document(doc: dict[str, Any], bundle: str | None) -> None:
     """Raise ConfigError listing every problem: the schema's, then the semantic checks'
     (those are skipped where the schema already found the document malformed)."""
-    problems = schema_problems(doc, "config")
-    try:
-        extra = semantic_problems(doc, bundle)
-    except (TypeError, AttributeError, KeyError, ValueError):
-        extra = []  # a shape the schema already reported
-    seen = {path for path, _ in problems}
-    problems += [p for p in extra if p[0] not in seen]
+    from pyoci.config.check import document_problems
+
+    problems = document_problems(doc, bundle)
     if problems:
         raise ConfigError(problems)
 
 
-def load_bundle(bundle: str) -> tuple[Spec, dict[str, Any]]:
-    """(frozen Spec, raw document) for a bundle directory, or ConfigError."""
+def read_bundle(bundle: str) -> dict[str, Any]:
+    """The raw config document of a bundle directory (PyociError if there is none)."""
     bundle = os.path.abspath(bundle)
     if not os.path.isdir(bundle):
         raise PyociError(f"bundle {bundle!r} does not exist or is not a directory")
-    doc = read_config(bundle)
-    validate_document(doc, bundle)
-    return load_spec(doc), doc
+    return read_config(bundle)
+
+
+def load_bundle(bundle: str) -> tuple[Spec, dict[str, Any]]:
+    """(frozen Spec, raw document) for a bundle directory, or ConfigError: the document
+    stage of the one checker (config/check.py), without the host's rules."""
+    from pyoci.config.check import check
+
+    checked = check(read_bundle(bundle), os.path.abspath(bundle), host=False)
+    return checked.spec, checked.doc

@@ -122,6 +122,37 @@ def no_mount_namespace_problems(doc: dict[str, Any]) -> list[tuple[str, str]]:
     return out
 
 
+def process_doc_problems(process: dict[str, Any], where: str) -> list[tuple[str, str]]:
+    """The rules on one process document: config.json's ``process`` (``where`` is
+    "process") or exec's --process file (``where`` is "": paths from its root)."""
+    def at(key: str) -> str:
+        return f"{where}.{key}" if where else key
+
+    problems: list[tuple[str, str]] = []
+    if not process.get("args"):
+        problems.append((at("args"), "must name at least the program to run"))
+    _abs(problems, at("cwd"), process.get("cwd"), "cwd")
+    # An unknown capability name is not a problem here: config.md "Process" says the
+    # runtime MUST log a warning and SHOULD NOT fail (create warns and skips it;
+    # `pyoci validate` lists it as a warning, see config.check).
+    seen_rlimits: set[str] = set()
+    for i, rl in enumerate(process.get("rlimits") or []):
+        kind = rl.get("type")
+        if kind not in RLIMITS:
+            problems.append((at(f"rlimits[{i}].type"), f"unknown rlimit {kind!r}"))
+        elif kind in seen_rlimits:
+            problems.append((at(f"rlimits[{i}].type"),
+                             f"{kind} is set twice (config.md: types MUST be unique)"))
+        seen_rlimits.add(kind)
+        if isinstance(rl.get("soft"), int) and isinstance(rl.get("hard"), int) \
+                and rl["soft"] > rl["hard"]:
+            problems.append((at(f"rlimits[{i}]"),
+                             f"soft limit {rl['soft']} exceeds hard limit {rl['hard']}"))
+    problems += [(path if where else path.removeprefix("process."), why)
+                 for path, why in process_problems(process)]
+    return problems
+
+
 def semantic_problems(doc: dict[str, Any], bundle: str | None) -> list[tuple[str, str]]:
     problems: list[tuple[str, str]] = []
     linux = doc.get("linux") or {}
@@ -141,26 +172,7 @@ def semantic_problems(doc: dict[str, Any], bundle: str | None) -> list[tuple[str
     # runtime.md: `process` may be absent at create; start then fails.
     process = doc.get("process")
     if process is not None:
-        if not process.get("args"):
-            problems.append(("process.args", "must name at least the program to run"))
-        _abs(problems, "process.cwd", process.get("cwd"), "cwd")
-        # An unknown capability name is not a problem here: config.md "Process" says the
-        # runtime MUST log a warning and SHOULD NOT fail (create warns and skips it;
-        # `pyoci validate` lists it as a warning, see cli.validate).
-        seen_rlimits: set[str] = set()
-        for i, rl in enumerate(process.get("rlimits") or []):
-            kind = rl.get("type")
-            if kind not in RLIMITS:
-                problems.append((f"process.rlimits[{i}].type", f"unknown rlimit {kind!r}"))
-            elif kind in seen_rlimits:
-                problems.append((f"process.rlimits[{i}].type",
-                                 f"{kind} is set twice (config.md: types MUST be unique)"))
-            seen_rlimits.add(kind)
-            if isinstance(rl.get("soft"), int) and isinstance(rl.get("hard"), int) \
-                    and rl["soft"] > rl["hard"]:
-                problems.append((f"process.rlimits[{i}]",
-                                 f"soft limit {rl['soft']} exceeds hard limit {rl['hard']}"))
-        problems.extend(process_problems(process))
+        problems.extend(process_doc_problems(process, "process"))
 
     for kind, hooks in (doc.get("hooks") or {}).items():
         for i, hook in enumerate(hooks or []):

@@ -1,10 +1,12 @@
-"""Networking beyond loopback: ``linux.netDevices`` and pyoci's opt-in bridge.
+"""Networking beyond loopback: ``linux.netDevices`` and pyoci's opt-in CNI network.
 
 Loopback of a new network namespace is brought up by the init itself with one ioctl
-(pyoci/init.py); everything here needs netlink and so pyroute2, which costs ~250 ms to
-import. This module therefore imports pyroute2 only inside the functions that talk
-netlink, and `create` imports it only for a container that has ``linux.netDevices`` or
-the ``org.pyoci.network`` annotation (:func:`wanted`).
+(pyoci/init.py). ``linux.netDevices`` needs netlink and so pyroute2, which costs ~250 ms
+to import: it is imported only inside the functions that talk netlink, for a container
+that has netDevices. The opt-in network (the ``org.pyoci.network`` annotation) is the
+field's CNI plugins' work (pyoci/executors/cni.py: bridge, host-local...), as engines do
+it; pyoci neither plumbs bridges nor hands out addresses itself, and imports no pyroute2
+for it.
 
 Where and when: the *runtime* (the `pyoci create` parent, still in the caller's network
 namespace) does the work, once the init exists (its network namespace is
@@ -12,9 +14,10 @@ namespace) does the work, once the init exists (its network namespace is
 the init's own setup, before the prestart/createRuntime hooks (which may expect the
 network, runtime.md "Lifecycle" step 7) and long before the user's process; runc 1.2+ also
 moves netDevices from the runtime side during the init's start-up, before the user's
-program can run. The parent opens one rtnetlink socket in each namespace
+program can run. For netDevices the parent opens one rtnetlink socket in each namespace
 (:class:`Session`: a netlink socket stays bound to the namespace it was created in, so a
-brief setns() of the single-threaded parent is enough) and never forks a helper.
+brief setns() of the single-threaded parent is enough); for the CNI network it runs the
+plugins, which enter the container's namespace themselves (CNI_NETNS).
 
 Kernel rule that shapes :func:`move_devices`: a RTM_SETLINK carrying both a target
 namespace and IFLA_IFNAME first moves the device (keeping its name unless that name is
@@ -38,11 +41,10 @@ from __future__ import annotations
 import fcntl
 import os
 
-from pyoci import jsonio
 from pyoci.errors import PyociError
 
-# Every create imports this module (loopback, netDevices): heavier modules -- hashlib,
-# ipaddress, pyroute2 -- are imported where the bridge or netlink needs them (issue 5).
+# Every create imports this module (loopback, netDevices): heavier modules -- ipaddress,
+# pyroute2, the CNI client -- are imported where the network or netlink needs them.
 TYPE_CHECKING = False  # typing costs ~3 ms to import; only checkers need it here
 if TYPE_CHECKING:
     from typing import Any
@@ -88,16 +90,23 @@ def ifname_problem(name: str) -> str | None:
     return None
 
 
-class BridgeRequest:
-    """What the ``org.pyoci.network*`` annotations ask for, validated."""
-    __slots__ = ("bridge", "subnet")
+class NetworkRequest:
+    """What the ``org.pyoci.network*`` annotations ask for, resolved and validated: the
+    conflist to run, and whether it is pyoci's built-in one (whose host-local data dir is
+    filled in at setup, under --root)."""
+    __slots__ = ("conflist", "builtin", "search")
 
-    def __init__(self, bridge: str, subnet: str) -> None:
-        self.bridge = bridge
-        self.subnet = subnet
+    def __init__(self, conflist: dict[str, Any], builtin: bool, search: str) -> None:
+        self.conflist = conflist
+        self.builtin = builtin
+        self.search = search
 
 
-def check(spec: Spec) -> BridgeRequest | None:
+#: The former name (config/check.py refers to it).
+BridgeRequest = NetworkRequest
+
+
+def check(spec: Spec) -> NetworkRequest | None:
     """Config errors, raised before create makes anything: netDevices without a network
     namespace of the container's own, bad or clashing names, a bad bridge annotation."""
     linux = spec.linux
@@ -125,21 +134,53 @@ def check(spec: Spec) -> BridgeRequest | None:
             seen[dev.target] = dev.host_name
     if BRIDGE_ANNOTATION not in spec.annotations:
         return None
-    bridge = spec.annotations[BRIDGE_ANNOTATION]
-    why = ifname_problem(bridge)
-    if why:
-        raise PyociError(f"annotations.{BRIDGE_ANNOTATION}: bridge name {bridge!r} {why}")
+    where = f"annotations.{BRIDGE_ANNOTATION}"
     if netns is None or netns.path:
-        raise PyociError(f"annotations.{BRIDGE_ANNOTATION}: bridge networking needs a new "
-                         "network namespace (a \"network\" entry without a path in "
-                         "linux.namespaces)")
+        raise PyociError(f"{where}: bridge networking needs a new network namespace (a "
+                         "\"network\" entry without a path in linux.namespaces)")
     if any(d.target == CONTAINER_IFNAME for d in linux.net_devices):
-        raise PyociError(f"annotations.{BRIDGE_ANNOTATION}: the bridge's interface is "
-                         f"{CONTAINER_IFNAME} in the container, and linux.netDevices "
-                         "already uses that name")
-    subnet = spec.annotations.get(SUBNET_ANNOTATION, DEFAULT_SUBNET)
-    parse_subnet(subnet)
-    return BridgeRequest(bridge, subnet)
+        raise PyociError(f"{where}: the network's interface is {CONTAINER_IFNAME} in the "
+                         "container, and linux.netDevices already uses that name")
+    return resolve(spec.annotations[BRIDGE_ANNOTATION],
+                   spec.annotations.get(SUBNET_ANNOTATION))
+
+
+def resolve(value: str, subnet: str | None) -> NetworkRequest:
+    """The annotation's value names the network, as an engine's ``--network`` does:
+
+    - an absolute path: that conflist (or single-plugin .conf) file;
+    - else a network name, looked up as libcni does in the conf dir (``$NETCONFPATH``,
+      default /etc/cni/net.d);
+    - else, when no such network exists, pyoci's built-in one (:func:`cni.builtin`): a
+      bridge of that name, host-local addresses from ``org.pyoci.network.subnet``
+      (default 10.88.0.0/16) -- what the annotation always meant, so configs written
+      for pyoci's former bridge code work unchanged.
+
+    The plugins must all be in ``$CNI_PATH`` (default /usr/lib/cni:/opt/cni/bin)."""
+    from pyoci.executors import cni
+
+    where = f"annotations.{BRIDGE_ANNOTATION}"
+    search = cni.plugin_path()
+    conflist = None
+    if value.startswith("/"):
+        conflist = cni.read(value, where)
+    elif value:
+        conflist = cni.find(value, cni.conf_dir())
+    if conflist is not None:
+        if subnet is not None:
+            raise PyociError(f"annotations.{SUBNET_ANNOTATION}: only applies to pyoci's "
+                             f"built-in network; network {conflist['name']!r} "
+                             f"({value}) sets its own addresses")
+        cni.check_plugins(conflist, search, where)
+        return NetworkRequest(conflist, False, search)
+    why = ifname_problem(value)
+    if why:
+        raise PyociError(f"{where}: bridge name {value!r} {why} (and no CNI network of "
+                         f"that name is configured in {cni.conf_dir()})")
+    net = parse_subnet(subnet if subnet is not None else DEFAULT_SUBNET)
+    conflist = cni.builtin(value, value, str(net), "")
+    cni.check_plugins(conflist, search, where)
+    return NetworkRequest(conflist, True, search)
 
 
 def parse_subnet(text: str) -> Any:
@@ -345,188 +386,125 @@ def move_back(sess: Session, moved: list[Moved]) -> None:
                      f"of the container: {_reason(exc)}")
 
 
-# --- opt-in bridge ----------------------------------------------------------------------
+# --- opt-in bridge: CNI plugins ----------------------------------------------------------
 
-def _net_dir(root: str) -> str:
-    return os.path.join(root, NETWORK_DIR)
+class _network_lock:  # noqa: N801 - used as a context manager, like a function
+    """flock on ``<root>/@network/cni.lock`` around every ADD and DEL of this root. The
+    plugins lock their own data (host-local) and tolerate a bridge made concurrently, but
+    a chain of plugins is not atomic: one at a time per root is cheap and keeps a DEL
+    from interleaving with an ADD of the same network. The file stays (unlinking a lock
+    others may wait on lets a newcomer lock a fresh file at the same time)."""
 
-
-class _bridge_lock:  # noqa: N801 - used as a context manager, like a function
-    """flock on ``<root>/@network/<bridge>.lock``: allocations and the bridge's creation
-    and removal happen under it, so concurrent creates and deletes never race. Gives the
-    path of the allocation file."""
-
-    def __init__(self, root: str, bridge: str) -> None:
-        self.dir = _net_dir(root)
-        self.bridge = bridge
+    def __init__(self, root: str) -> None:
+        self.dir = os.path.join(root, NETWORK_DIR)
         self.fd = -1
 
-    def __enter__(self) -> str:
+    def __enter__(self) -> None:
         os.makedirs(self.dir, 0o700, exist_ok=True)
-        self.fd = os.open(os.path.join(self.dir, f"{self.bridge}.lock"),
+        self.fd = os.open(os.path.join(self.dir, "cni.lock"),
                           os.O_CREAT | os.O_RDWR | os.O_CLOEXEC, 0o600)
         try:
             fcntl.flock(self.fd, fcntl.LOCK_EX)
         except BaseException:
             os.close(self.fd)
             raise
-        return os.path.join(self.dir, f"{self.bridge}.json")
 
     def __exit__(self, *exc: object) -> None:
         os.close(self.fd)
 
 
-def _load_allocations(path: str) -> dict[str, Any]:
-    try:
-        with open(path, "rb") as f:
-            return jsonio.loads(f.read())
-    except FileNotFoundError:
-        return {}
+def host_local_dir(root: str) -> str:
+    """host-local's data dir for pyoci's built-in network: one directory per network name
+    (the plugin's own layout) beneath ``<root>/@network``, which no container id can take
+    ('@' is not allowed in ids)."""
+    return os.path.join(os.path.abspath(root), NETWORK_DIR, "host-local")
 
 
-def _save_allocations(path: str, doc: dict[str, Any]) -> None:
-    from pyoci.state import write_json_atomic
-
-    write_json_atomic(path, doc)
-
-
-def host_veth_name(root: str, cid: str) -> str:
-    """A host-side name unique per (root, id) within 15 bytes."""
-    import hashlib
-
-    digest = hashlib.sha256(f"{os.path.abspath(root)}\0{cid}".encode()).hexdigest()
-    return "pyv" + digest[:11]
+def _fd_path(fd: int) -> str:
+    """A path to the namespace behind our own fd, for a plugin to open: unlike
+    /proc/<init>/ns/net it cannot name another process's namespace if the init died and
+    its pid was reused, and it keeps the namespace (and the veth in it) alive until the
+    plugin has deleted the interface."""
+    return f"/proc/{os.getpid()}/fd/{fd}"
 
 
-def next_free(subnet: Any, taken: set[str]) -> Any:
-    """The lowest host address of ``subnet`` after the bridge's (the first one) that no
-    container holds; None when the subnet is exhausted."""
-    hosts = subnet.hosts()
-    next(hosts)  # the bridge's
-    for addr in hosts:
-        if str(addr) not in taken:
-            return addr
-    return None
-
-
-def attach_bridge(sess: Session, root: str, cid: str, req: BridgeRequest) -> dict[str, Any]:
-    """Bridge (made if missing, first address of the subnet), veth pair, container end as
-    eth0 with the next free address and a default route via the bridge. Returns the
-    record kept in state.json. On failure everything made here is removed again."""
-    subnet = parse_subnet(req.subnet)
-    where = f"annotations.{BRIDGE_ANNOTATION}"
-    veth = host_veth_name(root, cid)
-    with _bridge_lock(root, req.bridge) as alloc_path:
-        doc = _load_allocations(alloc_path)
-        if doc and doc.get("subnet") != str(subnet):
-            raise PyociError(f"{where}: bridge {req.bridge!r} already serves subnet "
-                             f"{doc.get('subnet')}, not {subnet}")
-        containers: dict[str, Any] = doc.get("containers", {})
-        created_bridge = bool(doc.get("createdBridge"))
-        gateway = next(subnet.hosts())
-        made_bridge = False
-        try:
-            link = _link(sess.host, req.bridge)
-            if link is not None and _kind(link) != "bridge":
-                raise PyociError(f"{where}: {req.bridge!r} exists and is not a bridge "
-                                 f"(it is a {_kind(link) or 'device'} link)")
-            if link is None:
-                sess.host.link("add", ifname=req.bridge, kind="bridge")
-                made_bridge = created_bridge = True
-                link = _link(sess.host, req.bridge)
-                sess.host.addr("add", index=link["index"], address=str(gateway),
-                               prefixlen=subnet.prefixlen)
-                sess.host.link("set", index=link["index"], state="up")
-            addr = next_free(subnet, {c["address"] for c in containers.values()})
-            if addr is None:
-                raise PyociError(f"{where}: no free address left in {subnet} on bridge "
-                                 f"{req.bridge!r} ({len(containers)} containers hold them)")
-            peer = "pyp" + veth[3:]
-            if _link(sess.host, veth) is not None:
-                raise PyociError(f"{where}: interface {veth!r} already exists; is an "
-                                 f"older container {cid!r} still attached?")
-            try:
-                sess.host.link("add", ifname=veth, kind="veth", peer={"ifname": peer})
-                host_end = _link(sess.host, veth)
-                sess.host.link("set", index=host_end["index"], master=link["index"])
-                sess.host.link("set", index=host_end["index"], state="up")
-                peer_link = _link(sess.host, peer)
-                sess.host.link("set", index=peer_link["index"], net_ns_fd=sess.ct_fd,
-                               ifname=CONTAINER_IFNAME)
-                inside = sess.ct.link_lookup(ifname=CONTAINER_IFNAME)[0]
-                sess.ct.addr("add", index=inside, address=str(addr),
-                             prefixlen=subnet.prefixlen)
-                sess.ct.link("set", index=inside, state="up")
-                sess.ct.route("add", dst="0.0.0.0/0", gateway=str(gateway))
-            except PyociError:
-                raise
-            except Exception as exc:  # noqa: BLE001
-                raise PyociError(f"{where}: cannot connect the container to bridge "
-                                 f"{req.bridge!r}: {_reason(exc)}") from None
-        except BaseException:
-            _delete_link(sess.host, veth)
-            _delete_link(sess.host, "pyp" + veth[3:])
-            if made_bridge and not containers:
-                _delete_link(sess.host, req.bridge)
-            raise
-        containers[cid] = {"address": str(addr), "veth": veth}
-        _save_allocations(alloc_path, {"subnet": str(subnet), "gateway": str(gateway),
-                                       "createdBridge": created_bridge,
-                                       "containers": containers})
-    return {"bridge": req.bridge, "veth": veth, "address": f"{addr}/{subnet.prefixlen}",
-            "gateway": str(gateway), "netns": _own_netns()}
-
-
-def _own_netns() -> int:
-    return os.stat("/proc/self/ns/net").st_ino
-
-
-def _delete_link(ipr: Any, name: str) -> None:
-    link = _link(ipr, name)
-    if link is not None:
-        try:
-            ipr.link("del", index=link["index"])
-        except Exception as exc:  # noqa: BLE001 - gone meanwhile (its netns died)
-            if getattr(exc, "code", None) != 19:  # ENODEV
-                raise
-
-
-def release_bridge(root: str, cid: str, record: dict[str, Any]) -> None:
-    """Undo :func:`attach_bridge` (delete, failed create): the host end of the veth (its
-    peer dies with it, or died with the namespace), the allocation, and the bridge when
-    pyoci made it and this was its last container. Idempotent.
-
-    Links are only touched from the network namespace the create attached in: a delete
-    run from elsewhere (another netns sharing this --root) must not remove a same-named
-    bridge or veth that belongs to someone else; it only gives the address back."""
-    from pyroute2 import IPRoute
-
+def attach_network(root: str, cid: str, req: NetworkRequest, netns_fd: int,
+                   record: Any) -> dict[str, Any]:
+    """CNI ADD of the container's network namespace (held open as ``netns_fd``) to the
+    requested network; returns the record kept in state.json (conflist, CNI container id,
+    result). The record is saved before the first plugin runs, so that `delete --force`
+    can DEL a create that died half-way; a failed ADD is DELeted here at once (the spec:
+    the runtime should DEL after a failed ADD) and the error raised."""
     from pyoci import log
+    from pyoci.executors import cni
 
-    bridge = record["bridge"]
-    same_netns = record.get("netns", _own_netns()) == _own_netns()
-    if not same_netns:
-        log.warn(f"container {cid!r} was attached to bridge {bridge!r} from another network "
-                 "namespace; its veth and the bridge are left there")
-    with _bridge_lock(root, bridge) as alloc_path, IPRoute() as ipr:
-        if same_netns:
-            _delete_link(ipr, record.get("veth") or host_veth_name(root, cid))
-        doc = _load_allocations(alloc_path)
-        containers = doc.get("containers", {})
-        containers.pop(cid, None)
-        if containers:
-            _save_allocations(alloc_path, doc | {"containers": containers})
-            return
-        if doc.get("createdBridge") and same_netns:
-            link = _link(ipr, bridge)
-            if link is not None and _kind(link) == "bridge":
-                _delete_link(ipr, bridge)
+    conflist = req.conflist
+    if req.builtin:
+        plugin = dict(conflist["plugins"][0])
+        plugin["ipam"] = dict(plugin["ipam"], dataDir=host_local_dir(root))
+        conflist = dict(conflist, plugins=[plugin])
+    att = cni.Attachment(conflist, cid, CONTAINER_IFNAME, req.search)
+    where = f"annotations.{BRIDGE_ANNOTATION}"
+    record(att.record())
+    with _network_lock(root):
         try:
-            os.unlink(alloc_path)
-        except FileNotFoundError:
-            pass
-        # The .lock file stays: unlinking it while others wait on it would let a newcomer
-        # lock a fresh file at the same time as they do (two creates, one address).
+            result = att.add(_fd_path(netns_fd), where)
+        except BaseException:
+            try:
+                att.delete(_fd_path(netns_fd), where)
+            except Exception as exc:  # noqa: BLE001 - the ADD's error comes first
+                log.warn(f"could not undo the failed network setup: {exc}")
+            else:
+                record(None)
+            raise
+    if not cni.addresses(result, CONTAINER_IFNAME):
+        # Delete and fail: a network without an address is not what the user asked for.
+        with _network_lock(root):
+            att.delete(_fd_path(netns_fd), where)
+        record(None)
+        raise PyociError(f"{where}: network {conflist['name']!r} gave the container no "
+                         "address")
+    rec = att.record()
+    record(rec)
+    return rec
+
+
+def address_of(rec: dict[str, Any]) -> str:
+    """For the ``org.pyoci.network.address`` annotation: the container's addresses in
+    the result (CIDR; more than one, e.g. IPv4 and IPv6, separated by commas)."""
+    from pyoci.executors import cni
+
+    return ",".join(cni.addresses(rec.get("result") or {}, rec.get("ifname", CONTAINER_IFNAME)))
+
+
+def open_netns(pid: int) -> int:
+    """An fd of ``pid``'s network namespace, or -1 when it is gone."""
+    try:
+        return os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return -1
+
+
+def release(root: str, cid: str, rec: dict[str, Any], netns_fd: int = -1) -> None:
+    """CNI DEL (delete, a failed create): the same conflist, container id and interface
+    as the ADD, its result as prevResult. With ``netns_fd`` (the namespace still held)
+    the plugins remove the container's interface -- and with it the veth -- at once;
+    without, CNI_NETNS is empty (the spec allows it for DEL) and they release what they
+    hold on the host side (host-local's address), the veth going with the namespace.
+    Idempotent, as the spec requires of DEL. Raises what failed."""
+    from pyoci.executors import cni
+
+    if "cni" not in rec:
+        from pyoci import log
+
+        # Made by pyoci's former bridge code: its veth went with the namespace.
+        log.warn(f"container {cid!r}: its network record predates CNI networking; "
+                 "nothing to release")
+        return
+    att = cni.Attachment.from_record(rec)
+    with _network_lock(root):
+        att.delete(_fd_path(netns_fd) if netns_fd >= 0 else "",
+                   f"annotations.{BRIDGE_ANNOTATION}")
 
 
 # --- what create calls ------------------------------------------------------------------
@@ -541,17 +519,33 @@ class Attached:
         self.moved: list[Moved] = []
         self.bridge: dict[str, Any] | None = None
         self.init_pid = 0
+        self.record: Any = None
         # Kept open while devices are lent: its fd of the container's network namespace
         # keeps that namespace (and the devices in it) alive even when the init exits on
         # its own after reporting a failed step -- otherwise a veth moved in is destroyed
         # with the namespace before it can be moved back.
         self.session: Session | None = None
+        # The same for the CNI network: DEL is run through this fd, never through a
+        # /proc/<pid> path that might name someone else's namespace by then.
+        self.netns_fd = -1
 
     def undo(self) -> None:
-        """Move the devices back out (the bridge is released by the caller from the
-        record in state.json, which also covers a create that died half-way)."""
+        """DEL the CNI network and move the devices back out. When the DEL succeeds the
+        record in state.json is cleared; else create's undo (or `delete --force`) tries
+        again from it."""
         from pyoci import log
 
+        if self.bridge is not None:
+            rec, self.bridge = self.bridge, None
+            try:
+                release(self.root, self.cid, rec, self.netns_fd)
+            except Exception as exc:  # noqa: BLE001 - the create's own error comes first
+                log.warn(f"could not release the network of {self.cid!r}: {exc}")
+            else:
+                self.record(None)
+        if self.netns_fd >= 0:
+            os.close(self.netns_fd)
+            self.netns_fd = -1
         sess, self.session = self.session, None
         if not self.moved:
             if sess is not None:
@@ -574,33 +568,38 @@ class Attached:
         if self.session is not None:
             self.session.close()
             self.session = None
+        if self.netns_fd >= 0:
+            os.close(self.netns_fd)
+            self.netns_fd = -1
 
 
-def setup(root: str, cid: str, spec: Spec, init_pid: int, req: BridgeRequest | None,
+def setup(root: str, cid: str, spec: Spec, init_pid: int, req: NetworkRequest | None,
           record: Any) -> Attached:
-    """Move the netDevices in, then attach the bridge. ``record(dict)`` is called with
-    the bridge record before the first netlink change of the bridge, so that state.json
-    names what `delete --force` must release even if this create dies half-way."""
+    """Move the netDevices in (netlink, pyroute2), then attach the CNI network (plugins;
+    no pyroute2). ``record(dict | None)`` keeps the network record in state.json."""
     done = Attached(root, cid)
     done.init_pid = init_pid
-    sess = Session(init_pid)
+    done.record = record
+    sess = Session(init_pid) if spec.linux.net_devices else None
     try:
-        if spec.linux.net_devices:
+        if sess is not None:
             done.moved = move_devices(sess, spec.linux.net_devices)
         if req is not None:
-            record({"bridge": req.bridge, "veth": host_veth_name(root, cid),
-                    "netns": _own_netns()})
-            done.bridge = attach_bridge(sess, root, cid, req)
-            record(done.bridge)
+            done.netns_fd = os.open(f"/proc/{init_pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+            done.bridge = attach_network(root, cid, req, done.netns_fd, record)
     except BaseException:
-        try:
-            move_back(sess, done.moved)
-        finally:
-            done.moved = []
-            sess.close()
+        if done.netns_fd >= 0:
+            os.close(done.netns_fd)
+            done.netns_fd = -1
+        if sess is not None:
+            try:
+                move_back(sess, done.moved)
+            finally:
+                done.moved = []
+                sess.close()
         raise
     if done.moved:
         done.session = sess  # until create has succeeded or undone it (Attached.undo)
-    else:
+    elif sess is not None:
         sess.close()
     return done

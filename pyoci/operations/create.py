@@ -29,9 +29,10 @@ import fcntl
 import os
 
 from pyoci import OCI_VERSION, log, signals
-from pyoci.config.bundle import load_bundle
+from pyoci.config.bundle import read_bundle
+from pyoci.config.check import check, check_console
 from pyoci.config.model import Spec
-from pyoci.errors import PyociError, StepError
+from pyoci.errors import ContainerExists, PyociError, StepError
 from pyoci.executors import namespaces, network
 from pyoci.executors.hooks import HookError, run_hooks, run_hooks_warn
 from pyoci.init import InitContext, intermediate
@@ -82,55 +83,6 @@ class CreateOptions:
         self.systemd_cgroup = systemd_cgroup
 
 
-def _check_supported(spec: Spec, doc: dict[str, Any], opts: CreateOptions) -> None:
-    """Refuse what this build cannot do yet rather than silently run without it."""
-    terminal = spec.process is not None and spec.process.terminal
-    if terminal and not opts.console_socket and opts.console_sink is None:
-        # runc's rule: the pty master must go somewhere once the runtime has exited.
-        raise PyociError("process.terminal is true: a detached container needs "
-                         "--console-socket to receive its terminal")
-    if opts.console_socket and not terminal:
-        raise PyociError("--console-socket is given but process.terminal is false: "
-                         "there is no terminal to send")
-    if spec.linux.intel_rdt:
-        # runc refuses too: running without the cache/bandwidth split the config asked for
-        # would be a silent downgrade.
-        why = ("this host has no resctrl filesystem at /sys/fs/resctrl"
-               if not os.path.isdir("/sys/fs/resctrl/info")
-               else "pyoci does not apply Intel RDT settings")
-        raise PyociError(f"linux.intelRdt: {why}; remove the field to run without it")
-    from pyoci.executors import lsm
-
-    lsm.check(spec)
-    if spec.process is not None and spec.process.capabilities is not None:
-        from pyoci.executors.capabilities import ungrantable_ambient, unknown_to_kernel
-
-        # config.md "Process": an unknown capability MUST be logged as a warning and SHOULD
-        # NOT fail (runc: "ignoring unknown or unavailable capabilities"). An ambient one
-        # the kernel cannot raise is only a debug line: runc ignores that EINVAL silently,
-        # and `runc spec`, Docker and buildah configs all ask for such ambient sets.
-        unknown = unknown_to_kernel(spec.process.capabilities)
-        if unknown:
-            log.warn("process.capabilities: ignoring unknown or unavailable capabilities "
-                     f"{', '.join(unknown)} (not known to pyoci or to this kernel)")
-        for name in ungrantable_ambient(spec.process.capabilities):
-            if name not in unknown:
-                log.debug(f"process.capabilities.ambient: {name} is not both permitted and "
-                          "inheritable, so the kernel cannot raise it; skipped")
-    for m in spec.mounts:
-        if not m.destination.startswith("/"):
-            # config.md says SHOULD be absolute; runc takes it relative to / and warns.
-            log.warn(f"mount destination {m.destination!r} is not absolute; "
-                     f"using /{m.destination}")
-    if spec.linux.memory_policy:
-        raise PyociError("linux.memoryPolicy: NUMA memory policies are not applied by this "
-                         "build of pyoci; remove the field to run without one")
-    for i, m in enumerate(doc.get("mounts") or ()):
-        if m.get("uidMappings") or m.get("gidMappings"):
-            raise PyociError(f"mounts[{i}]: id-mapped mounts (uidMappings/gidMappings) are "
-                             "not supported by this build of pyoci")
-
-
 def _socket_activation_fds() -> int:
     """systemd socket activation (sd_listen_fds(3)), as runc honours it (go-systemd's
     activation.Files): LISTEN_FDS sockets from fd 3 on are passed on to the container's
@@ -167,29 +119,32 @@ def create(root: str, cid: str, opts: CreateOptions) -> Container:
     """Create the container; on any failure undo everything and raise."""
     c = Container(root, cid)  # validates the id before anything is read or made
     # runtime.md: a config without `process` can be created; `start` then fails.
-    spec, doc = load_bundle(opts.bundle)
-    _check_supported(spec, doc, opts)
-    # Before anything exists; pyroute2 itself is only imported once the init is there.
-    net_req = network.check(spec) if network.wanted(spec) else None
+    # The one checker (config/check.py), as `validate` runs it: every config problem at
+    # once, before anything exists -- the seccomp profile compiled (a syscall name
+    # libseccomp does not know is skipped with a warning, as runc skips it; the init only
+    # loads the filter) and the network request checked (pyroute2 itself is only
+    # imported once the init is there).
+    checked = check(read_bundle(opts.bundle), opts.bundle)
+    spec, doc = checked.spec, checked.doc
+    terminal = spec.process is not None and spec.process.terminal
+    try:
+        check_console(terminal, opts.console_socket, opts.console_sink is not None)
+    except PyociError:
+        checked.release()
+        raise
+    checked.log()
+    net_req, seccomp_filter = checked.net, checked.seccomp
     listen = _socket_activation_fds()
     if listen:
         spec = _with_listen_env(spec, listen)
         opts.preserve_fds += listen
     check_preserved_fds(opts.preserve_fds)
-    # Compiled here, before anything exists: a bad profile is a config error with nothing
-    # to undo (a syscall name libseccomp does not know is skipped with a warning, as runc
-    # skips it). The init only loads it.
-    seccomp_filter = None
-    if spec.linux.seccomp is not None:
-        from pyoci.executors.seccomp import compile_filter
-
-        seccomp_filter = compile_filter(spec.linux.seccomp)
     # Private to root (runc: 0700): nobody else may reach the FIFO or the records.
     try:
         os.makedirs(root, 0o700, exist_ok=True)
         os.mkdir(c.dir, 0o700)
     except FileExistsError:
-        raise PyociError(f'container "{cid}" already exists') from None
+        raise ContainerExists(cid) from None
     except PermissionError as exc:
         from pyoci.rootless import root_hint
 
@@ -309,7 +264,7 @@ def _make_cgroup(c: Container, spec: Spec, doc: dict[str, Any],
 
 
 def _spawn(c: Container, spec: Spec, opts: CreateOptions, lock_fd: int, cgroup: Manager,
-           seccomp_filter: Any, net_req: network.BridgeRequest | None = None) -> int:
+           seccomp_filter: Any, net_req: network.NetworkRequest | None = None) -> int:
     """Fork the intermediate child and drive the conversation up to "ready"."""
     parent, child = Channel.pair()
     joined = namespaces.open_joined(spec.linux)
@@ -408,8 +363,8 @@ def _spawn(c: Container, spec: Spec, opts: CreateOptions, lock_fd: int, cgroup: 
 
 
 def _setup_network(c: Container, spec: Spec, init_pid: int,
-                   net_req: network.BridgeRequest | None) -> network.Attached:
-    def record(doc: dict[str, Any]) -> None:
+                   net_req: network.NetworkRequest | None) -> network.Attached:
+    def record(doc: dict[str, Any] | None) -> None:
         c.doc["pyoci"]["network"] = doc
         c.save()
 
@@ -417,7 +372,7 @@ def _setup_network(c: Container, spec: Spec, init_pid: int,
     if attached.bridge is not None:
         # Shown by `state` (and given to hooks) without leaving the spec's state schema:
         # annotations are a string map.
-        c.doc["annotations"][network.ADDRESS_ANNOTATION] = attached.bridge["address"]
+        c.doc["annotations"][network.ADDRESS_ANNOTATION] = network.address_of(attached.bridge)
         c.save()
     return attached
 
@@ -439,7 +394,7 @@ def _release_network(c: Container) -> None:
     if not record:
         return
     try:
-        network.release_bridge(c.root, c.id, record)
+        network.release(c.root, c.id, record)
     except Exception as exc:  # noqa: BLE001 - the create's own error comes first
         log.warn(f"could not release the network of {c.id!r}: {exc}")
 

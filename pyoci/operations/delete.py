@@ -44,6 +44,22 @@ def _stop_everything(c: Container) -> None:
     in the container's cgroup: it is not the container's, and it is left alone with a
     warning (a wrong or forged record must not kill a host process). Without a cgroup,
     the recorded init (verified by its start time) and its pid namespace are killed."""
+    net = c.doc.get("pyoci", {}).get("network")
+    netns_fd = -1
+    if net and c.init_alive():
+        from pyoci.executors.network import open_netns
+
+        # Held across the kill: the CNI DEL then removes the container's interface (and
+        # its veth) at once, through this fd rather than a /proc/<pid> path.
+        netns_fd = open_netns(c.pid)
+    try:
+        _kill_and_release(c, net, netns_fd)
+    finally:
+        if netns_fd >= 0:
+            os.close(netns_fd)
+
+
+def _kill_and_release(c: Container, net: dict | None, netns_fd: int) -> None:
     mgr = container_cgroup(c)
     if mgr is not None and mgr.exists():
         if not kill_cgroup(mgr):
@@ -57,13 +73,12 @@ def _stop_everything(c: Container) -> None:
         if not wait_gone(c.pid, 10):
             raise PyociError(f'container "{c.id}": init {c.pid} did not exit after SIGKILL')
     remove_cgroup(c)
-    net = c.doc.get("pyoci", {}).get("network")
     if net:
-        # Only the opt-in bridge: netDevices are never moved back (config-linux.md
+        # Only the opt-in CNI network: netDevices are never moved back (config-linux.md
         # "Network Devices": MUST NOT move the interface out before deletion).
-        from pyoci.executors.network import release_bridge
+        from pyoci.executors.network import release
 
-        release_bridge(c.root, c.id, net)
+        release(c.root, c.id, net, netns_fd)
 
 
 def _derived_cgroup(c: Container) -> Manager | None:

@@ -15,7 +15,7 @@ import sys
 
 from pyoci import jsonio, signals
 from pyoci import syscalls as sc
-from pyoci.config.loader import load_process, load_spec
+from pyoci.config.loader import load_spec
 from pyoci.config.model import Capabilities, Process, Spec
 from pyoci.errors import PyociError, StateError
 from pyoci.executors import namespaces
@@ -76,9 +76,9 @@ def build_process(spec: Spec, opts: ExecOptions) -> Process:
     """runc's rule: a --process file is the whole process; otherwise the container's
     process with args replaced and each given flag applied on top."""
     if opts.process_file:
-        from pyoci.config.schema import read_checked
+        from pyoci.config.check import check_process
 
-        proc = load_process(read_checked("--process", opts.process_file, "Process"))
+        proc = check_process("--process", opts.process_file)  # create's rules on process
     else:
         if spec.process is None:
             raise PyociError("exec: the container has no process to start from; "

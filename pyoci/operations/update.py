@@ -74,10 +74,9 @@ def merge(base: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
 
 
 def update(root: str, cid: str, resources: str | None, flags: dict[str, str]) -> None:
-    from pyoci.config.schema import read_checked
+    from pyoci.config.check import check_resources
 
-    delta: dict[str, Any] = read_checked("--resources", resources, "LinuxResources") \
-        if resources else {}
+    delta: dict[str, Any] = check_resources("--resources", resources) if resources else {}
     for flag, text in flags.items():
         section, key, kind = FLAGS[flag]
         delta.setdefault(section, {})[key] = _flag_value(flag, kind, text)

@@ -953,7 +953,8 @@ def test_pids_include_sub_cgroups(v2_host: tuple[str, str]) -> None:
     os.makedirs(os.path.join(m.unified, "a/b"))
     Path(m.unified, "a/b/cgroup.procs").write_text("20\n10\n")
     assert m.pids() == [10, 20, 30]
-    assert Manager("v2", {}, str(Path(m.unified, "gone")), m.unified_mount).pids() == []
+    gone = mgr.manager_for("v2", {}, str(Path(m.unified, "gone")), m.unified_mount)
+    assert gone.pids() == []
 
 
 def test_kill_with_cgroup_kill(monkeypatch: pytest.MonkeyPatch,

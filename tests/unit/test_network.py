@@ -1,19 +1,20 @@
-"""Network executor logic that needs no kernel: validation, address choice, the filter
-on kept addresses, and that plain containers never import pyroute2."""
+"""Network executor logic that needs no kernel: validation, the CNI client against fake
+plugins, the filter on kept addresses, and that plain containers never import pyroute2."""
 
 from __future__ import annotations
 
-import ipaddress
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from pyoci.config.loader import load_spec
 from pyoci.errors import PyociError
-from pyoci.executors import network
+from pyoci.executors import cni, network
 
 
 def _spec(netdevs: dict | None = None, annotations: dict | None = None,
@@ -91,27 +92,195 @@ def test_bridge_and_net_device_cannot_both_be_eth0() -> None:
                             annotations={"org.pyoci.network": "br0"}))
 
 
-def test_bridge_request_defaults() -> None:
+@pytest.fixture(autouse=True)
+def cni_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Plugins and conf dir of the test's own: the host's /etc/cni/net.d and /usr/lib/cni
+    play no part. The fake plugins are executables that log their calls (CNI 1.0)."""
+    bindir = tmp_path / "cni-bin"
+    bindir.mkdir()
+    for name in ("bridge", "host-local", "fake"):
+        plugin = bindir / name
+        plugin.write_text(FAKE_PLUGIN)
+        plugin.chmod(0o755)
+    confdir = tmp_path / "net.d"
+    confdir.mkdir()
+    monkeypatch.setenv("CNI_PATH", str(bindir))
+    monkeypatch.setenv("NETCONFPATH", str(confdir))
+    return tmp_path
+
+
+FAKE_PLUGIN = f"""#!{sys.executable}
+import json, os, sys
+conf = json.load(sys.stdin)
+env = {{k: v for k, v in os.environ.items() if k.startswith("CNI_")}}
+with open(conf["log"], "a") as f:
+    f.write(json.dumps({{"plugin": os.path.basename(sys.argv[0]), "env": env,
+                        "conf": conf}}) + "\\n")
+if conf.get("fail"):
+    print(json.dumps({{"code": 7, "msg": "told to fail", "details": env["CNI_COMMAND"]}}))
+    sys.exit(1)
+if env["CNI_COMMAND"] == "ADD":
+    prev = conf.get("prevResult") or {{"cniVersion": "1.0.0", "interfaces": [
+        {{"name": "br"}}, {{"name": "eth0", "sandbox": env["CNI_NETNS"]}}],
+        "ips": [{{"address": "10.9.0.9/24", "interface": 1}}]}}
+    prev.setdefault("seen", []).append(conf["tag"])
+    print(json.dumps(prev))
+"""
+
+
+def test_bridge_request_defaults_to_the_builtin_network() -> None:
+    """No conflist of that name: pyoci's built-in one, the bridge named by the value,
+    host-local over the default subnet (what the annotation has always meant)."""
     req = network.check(_spec(annotations={"org.pyoci.network": "br0"}))
-    assert req is not None and (req.bridge, req.subnet) == ("br0", "10.88.0.0/16")
+    assert req is not None and req.builtin
+    (plugin,) = req.conflist["plugins"]
+    assert req.conflist["name"] == "br0" and plugin["type"] == "bridge"
+    assert plugin["bridge"] == "br0" and plugin["isGateway"] is True
+    assert plugin["ipam"]["type"] == "host-local"
+    assert plugin["ipam"]["ranges"] == [[{"subnet": "10.88.0.0/16"}]]
+    req = network.check(_spec(annotations={"org.pyoci.network": "br0",
+                                           "org.pyoci.network.subnet": "10.5.0.0/24"}))
+    assert req is not None and req.conflist["plugins"][0]["ipam"]["ranges"] == [
+        [{"subnet": "10.5.0.0/24"}]]
 
 
-def test_next_free_skips_bridge_and_taken_and_ends() -> None:
-    net = ipaddress.IPv4Network("10.0.0.0/29")  # hosts .1-.6, bridge .1
-    assert str(network.next_free(net, set())) == "10.0.0.2"
-    assert str(network.next_free(net, {"10.0.0.2", "10.0.0.3"})) == "10.0.0.4"
-    assert str(network.next_free(net, {"10.0.0.2", "10.0.0.4"})) == "10.0.0.3"
-    full = {f"10.0.0.{i}" for i in range(2, 7)}
-    assert network.next_free(net, full) is None
-    assert network.next_free(ipaddress.IPv4Network("10.0.0.0/30"), {"10.0.0.2"}) is None
+def test_conflist_found_by_name_in_netconfpath(cni_env: Path) -> None:
+    confdir = cni_env / "net.d"
+    (confdir / "00-junk.conflist").write_text("{")
+    (confdir / "10-other.conflist").write_text(json.dumps(
+        {"cniVersion": "1.0.0", "name": "other", "plugins": [{"type": "fake"}]}))
+    # A single-plugin .conf is wrapped into a list, as libcni does.
+    (confdir / "20-mine.conf").write_text(json.dumps(
+        {"cniVersion": "0.4.0", "name": "mine", "type": "fake", "tag": "x"}))
+    req = network.check(_spec(annotations={"org.pyoci.network": "mine"}))
+    assert req is not None and not req.builtin
+    assert req.conflist == {"cniVersion": "0.4.0", "name": "mine",
+                            "plugins": [{"type": "fake", "tag": "x"}]}
+    with pytest.raises(PyociError, match="only applies to pyoci's built-in network"):
+        network.check(_spec(annotations={"org.pyoci.network": "mine",
+                                         "org.pyoci.network.subnet": "10.0.0.0/8"}))
 
 
-def test_host_veth_names() -> None:
-    a = network.host_veth_name("/run/pyoci", "c1")
-    assert a == network.host_veth_name("/run/pyoci", "c1")
-    assert a != network.host_veth_name("/run/pyoci", "c2")
-    assert a != network.host_veth_name("/run/other", "c1")
-    assert network.ifname_problem(a) is None and len(a) == 14
+@pytest.mark.parametrize(("content", "words"), [
+    (None, "cannot read CNI configuration"),
+    ("{", "is not JSON"),
+    ("[]", "not a JSON object"),
+    ('{"cniVersion": "1.0.0", "plugins": [{"type": "fake"}]}', "'name' is missing"),
+    ('{"cniVersion": "1.0.0", "name": "n", "plugins": []}', "'plugins' is missing or empty"),
+    ('{"cniVersion": "1.0.0", "name": "n", "plugins": [{"type": "../x"}]}', "no valid 'type'"),
+    ('{"cniVersion": "1.0.0", "name": "n", "plugins": [{"type": "nosuch"}]}',
+     "CNI plugin 'nosuch' of network 'n' not found in CNI_PATH"),
+])
+def test_conflist_path_errors(cni_env: Path, content: str | None, words: str) -> None:
+    path = cni_env / "x.conflist"
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises(PyociError, match=words) as err:
+        network.check(_spec(annotations={"org.pyoci.network": str(path)}))
+    assert str(err.value).startswith("annotations.org.pyoci.network: ")
+
+
+def test_missing_plugins_are_a_config_error(monkeypatch: pytest.MonkeyPatch,
+                                            tmp_path: Path) -> None:
+    monkeypatch.setenv("CNI_PATH", str(tmp_path / "nowhere"))
+    with pytest.raises(PyociError, match="'bridge' of network 'br0' not found in CNI_PATH"):
+        network.check(_spec(annotations={"org.pyoci.network": "br0"}))
+
+
+@pytest.mark.parametrize(("cid", "same"), [
+    ("abc", True), ("a.b-c_d", True), ("A1", True),
+    ("a+b", False), ("_a", False), ("-a", False), (".a", False),
+])
+def test_cni_container_id(cid: str, same: bool) -> None:
+    got = cni.container_id(cid)
+    assert (got == cid) is same
+    assert got == cni.container_id(cid)
+    assert got[0].isalnum() and set(got) <= set(
+        "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
+
+
+def test_result_addresses() -> None:
+    result = {"interfaces": [{"name": "br"}, {"name": "veth1"},
+                             {"name": "eth0", "sandbox": "/proc/1/ns/net"}],
+              "ips": [{"address": "10.1.0.1/24", "interface": 0},
+                      {"address": "10.88.0.2/16", "interface": 2},
+                      {"address": "fd00::2/64", "interface": 2}]}
+    assert cni.addresses(result, "eth0") == ["10.88.0.2/16", "fd00::2/64"]
+    assert cni.addresses({"ips": [{"address": "10.0.0.2/8"}]}, "eth0") == ["10.0.0.2/8"]
+    assert cni.addresses({"ip4": {"ip": "10.0.0.3/8"}}, "eth0") == ["10.0.0.3/8"]  # 0.2.0
+    assert cni.addresses({}, "eth0") == []
+
+
+def _log(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_add_and_del_follow_the_cni_protocol(cni_env: Path) -> None:
+    """CNI 1.0: ADD in list order, each plugin's result the next one's prevResult, the
+    list's name and cniVersion injected; DEL in reverse with the ADD's result; the
+    CNI_* variables set (and the caller's own CNI_* not passed through)."""
+    log = cni_env / "calls.log"
+    conflist = {"cniVersion": "1.0.0", "name": "net1", "plugins": [
+        {"type": "fake", "tag": "one", "log": str(log)},
+        {"type": "fake", "tag": "two", "log": str(log)}]}
+    att = cni.Attachment(conflist, "c+1", "eth0", os.environ["CNI_PATH"])
+    os.environ["CNI_ARGS"] = "IgnoreUnknown=1"  # the caller's: not passed on
+    try:
+        result = att.add("/proc/self/ns/net", "where")
+    finally:
+        del os.environ["CNI_ARGS"]
+    assert result["seen"] == ["one", "two"]
+    calls = _log(log)
+    assert [c["conf"]["tag"] for c in calls] == ["one", "two"]
+    assert "prevResult" not in calls[0]["conf"]
+    assert calls[1]["conf"]["prevResult"]["seen"] == ["one"]
+    assert all(c["conf"]["name"] == "net1" and c["conf"]["cniVersion"] == "1.0.0"
+               for c in calls)
+    env = calls[0]["env"]
+    assert env == {"CNI_COMMAND": "ADD", "CNI_CONTAINERID": cni.container_id("c+1"),
+                   "CNI_NETNS": "/proc/self/ns/net", "CNI_IFNAME": "eth0",
+                   "CNI_PATH": os.environ["CNI_PATH"]}
+    # DEL from the record kept in state.json.
+    again = cni.Attachment.from_record(json.loads(json.dumps(att.record())))
+    log.unlink()
+    again.delete("", "where")
+    calls = _log(log)
+    assert [c["conf"]["tag"] for c in calls] == ["two", "one"]
+    assert all(c["env"]["CNI_COMMAND"] == "DEL" and c["env"]["CNI_NETNS"] == ""
+               and c["conf"]["prevResult"] == result for c in calls)
+
+
+def test_plugin_error_is_reported_and_del_tries_every_plugin(cni_env: Path) -> None:
+    log = cni_env / "calls.log"
+    conflist = {"cniVersion": "1.0.0", "name": "net2", "plugins": [
+        {"type": "fake", "tag": "one", "log": str(log)},
+        {"type": "fake", "tag": "two", "log": str(log), "fail": True}]}
+    att = cni.Attachment(conflist, "c2", "eth0", os.environ["CNI_PATH"])
+    with pytest.raises(PyociError, match=r"^here: CNI plugin 'fake' of network 'net2' "
+                       r"failed \(ADD\): told to fail \(ADD\)$"):
+        att.add("/proc/self/ns/net", "here")
+    log.unlink()
+    with pytest.raises(PyociError, match=r"failed \(DEL\): told to fail \(DEL\)"):
+        att.delete("", "here")
+    assert [c["conf"]["tag"] for c in _log(log)] == ["two", "one"]
+
+
+def test_plugin_stderr_and_status_when_no_error_object(tmp_path: Path) -> None:
+    script = tmp_path / "crash"
+    script.write_text("#!/bin/sh\ncat >/dev/null\necho 'panic: boom' >&2\nexit 3\n")
+    script.chmod(0o755)
+    code, out, err = cni.run_plugin(str(script), {}, b"{}")
+    assert (code, out, err) == (3, b"", b"panic: boom\n")
+    assert cni._error_text(out, err, code) == "panic: boom"
+    assert cni._error_text(b"", b"", 3) == "exit status 3"
+
+
+def test_hung_plugin_is_killed(tmp_path: Path) -> None:
+    script = tmp_path / "hang"
+    script.write_text("#!/bin/sh\nexec sleep 30\n")
+    script.chmod(0o755)
+    with pytest.raises(TimeoutError):
+        cni.run_plugin(str(script), {}, b"{}", timeout=0.3)
 
 
 class _Msg(dict):
@@ -179,6 +348,6 @@ def test_create_path_imports_no_pyroute2_before_netlink(doc: dict, wanted: bool)
     """Loading create/delete/query and validating a config never imports pyroute2: only
     the netlink work itself does (for a container that asked for it)."""
     res = subprocess.run([sys.executable, "-c", _PROBE, json.dumps(doc)], capture_output=True,
-                         text=True, timeout=60)
+                         text=True, timeout=60, env=os.environ.copy())
     out = json.loads(res.stdout.strip().splitlines()[-1])
     assert out == {"wanted": wanted, "pyroute2": False}, res.stderr
