@@ -11,9 +11,11 @@ ioctls the stdlib exposes (fcntl, termios); no ctypes.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import select
+import stat
 import struct
 import sys
 import termios
@@ -30,29 +32,58 @@ TIOCSPTLCK = 0x40045431  # lock/unlock the slave
 TIOCSCTTY = 0x540E
 
 
-def open_pty(size: tuple[int, int] | None = None) -> tuple[int, str]:
-    """A new pty from /dev/ptmx of the current mount namespace: (master fd, slave path)."""
+TIOCGPTPEER = 0x5441  # _IO('T', 0x41), Linux >= 4.13: an fd of the slave, from the master
+_PTMX = os.makedev(5, 2)
+_PTY_SLAVE_MAJORS = range(136, 144)  # UNIX98_PTY_SLAVE_MAJOR .. + 7 (devices.txt)
+
+
+def open_pty(size: tuple[int, int] | None = None) -> tuple[int, int]:
+    """A new pty from /dev/ptmx of the container: (master fd, slave fd).
+
+    The slave is reached from the master with TIOCGPTPEER, never by its /dev/pts/N path,
+    which the container (or a sibling sharing its /dev) could have replaced -- runc 1.2.8's
+    fix for CVE-2025-52565 (GHSA-qw9x-cqr3-wc7r). The master is checked to be a ptmx."""
     master = os.open("/dev/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
     try:
+        st = os.fstat(master)
+        if not (stat.S_ISCHR(st.st_mode) and st.st_rdev == _PTMX):
+            raise OSError(errno.ENOTTY, "/dev/ptmx in the container is not the pty "
+                                        "multiplexer (character device 5:2)")
         fcntl.ioctl(master, TIOCSPTLCK, struct.pack("i", 0))
-        number = struct.unpack("I", fcntl.ioctl(master, TIOCGPTN, b"\0" * 4))[0]
         if size is not None:
             set_size(master, *size)
+        slave = _peer(master)
     except BaseException:
         os.close(master)
         raise
-    return master, f"/dev/pts/{number}"
+    return master, slave
+
+
+def _peer(master: int) -> int:
+    try:
+        return fcntl.ioctl(master, TIOCGPTPEER, os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+    except OSError as exc:
+        if exc.errno not in (errno.EINVAL, errno.ENOTTY):
+            raise
+    # Before 4.13: by path, without following a link, and checked to be that very slave.
+    number = struct.unpack("I", fcntl.ioctl(master, TIOCGPTN, b"\0" * 4))[0]
+    fd = os.open(f"/dev/pts/{number}", os.O_RDWR | os.O_NOCTTY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    st = os.fstat(fd)
+    if not (stat.S_ISCHR(st.st_mode) and os.major(st.st_rdev) in _PTY_SLAVE_MAJORS
+            and os.minor(st.st_rdev) == number % 256):
+        os.close(fd)
+        raise OSError(errno.ENOTTY, f"/dev/pts/{number} is not the pty slave")
+    return fd
 
 
 def set_size(fd: int, rows: int, cols: int) -> None:
     fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
 
 
-def become_controlling(slave_path: str, uid: int, gid: int) -> None:
-    """The slave as the controlling terminal of this session (made by the caller: every
-    init and exec'd process starts one, terminal or not) and as fds 0-2 (runc's dupStdio);
-    the slave is handed to the process's user so it can reopen /dev/tty."""
-    fd = os.open(slave_path, os.O_RDWR)
+def become_controlling(fd: int, uid: int, gid: int) -> None:
+    """The slave ``fd`` as the controlling terminal of this session (made by the caller:
+    every init and exec'd process starts one, terminal or not) and as fds 0-2 (runc's
+    dupStdio); the slave is handed to the process's user so it can reopen /dev/tty."""
     try:
         os.fchown(fd, uid, gid)
         fcntl.ioctl(fd, TIOCSCTTY, 0)
