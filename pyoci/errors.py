@@ -64,9 +64,11 @@ def describe_oserror(exc: BaseException) -> str:
 
 
 def printable(text: str) -> str:
-    """``text`` with every control character escaped (\\x1b, \\r, ...): what a container or
-    its hook wrote must not reach the user's terminal as escape sequences (a forged line,
-    a changed title), as runc's logrus quoting prevents."""
+    """``text`` with every control character but newline and tab escaped (\\x1b, \\r,
+    ...): what a container, its image or its hook wrote must not reach the user's
+    terminal as escape sequences (a forged line, a changed title), as runc's logrus
+    quoting prevents. Newlines stay: multi-line messages (every config problem at once)
+    keep their lines."""
     if text.isprintable():
         return text
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    return "".join(c if c.isprintable() or c in "\n\t" else repr(c)[1:-1] for c in text)

@@ -24,6 +24,7 @@ import sys
 import time
 
 from pyoci import jsonio
+from pyoci.errors import printable
 
 TYPE_CHECKING = False  # typing costs ~3 ms to import; only checkers need it here
 if TYPE_CHECKING:
@@ -76,7 +77,9 @@ def emit(level: str, msg: str) -> None:
     if level == "error" or (_path is None and (level == "warning"
                                                or _threshold == _LEVELS["debug"])):
         prefix = "" if level == "error" else f"{level}: "
-        sys.stderr.write(f"pyoci: {prefix}{msg}\n")
+        # Escaped here, once for every message: paths, hook output and the init's reasons
+        # may carry text the container chose (docs/security.md).
+        sys.stderr.write(f"pyoci: {prefix}{printable(msg)}\n")
         sys.stderr.flush()
 
 

@@ -158,21 +158,26 @@ def _cgroup_mounts() -> list[tuple[str, str, set[str]]]:
     return out
 
 
-def cgroup_dirs(path: str) -> list[Path]:
-    """Where a container with linux.cgroupsPath ``path`` lives in each hierarchy of this
-    host (runc's rule: relative paths hang below the caller's own cgroup), existing or not."""
+def own_cgroups() -> list[tuple[str, str]]:
+    """(mount point, this process's own cgroup) of each hierarchy it is in."""
     mounts = _cgroup_mounts()
-    dirs = []
+    out = []
     with open("/proc/self/cgroup") as f:
         for line in f:
             _, ctrls, own = line.rstrip("\n").split(":", 2)
             for mp, fstype, opts in mounts:
                 if (not ctrls and fstype == "cgroup2") or (
                         ctrls and fstype == "cgroup" and set(ctrls.split(",")) <= opts):
-                    base = own if not path.startswith("/") else "/"
-                    dirs.append(Path(mp + base.rstrip("/") + "/" + path.lstrip("/")))
+                    out.append((mp, own))
                     break
-    return dirs
+    return out
+
+
+def cgroup_dirs(path: str) -> list[Path]:
+    """Where a container with linux.cgroupsPath ``path`` lives in each hierarchy of this
+    host (runc's rule: relative paths hang below the caller's own cgroup), existing or not."""
+    return [Path(mp + (own if not path.startswith("/") else "/").rstrip("/") + "/"
+                 + path.lstrip("/")) for mp, own in own_cgroups()]
 
 
 def cgroup_dir(path: str, controller: str) -> Path:

@@ -15,7 +15,7 @@ import select
 import time
 
 from pyoci import jsonio
-from pyoci.errors import PyociError, printable
+from pyoci.errors import PyociError
 
 TYPE_CHECKING = False  # typing costs ~3 ms to import; only checkers need it here
 if TYPE_CHECKING:
@@ -170,9 +170,9 @@ def run_hook(kind: str, index: int, hook: Hook, state: dict[str, Any]) -> None:
         os.waitpid(proc.pid, 0)
         raise HookError(f"{name}: timed out after {hook.timeout}s") from None
     if returncode != 0:
-        # The last line the hook wrote, escaped: its binary may be the image's.
+        # The last line the hook wrote (its binary may be the image's: log.emit escapes it).
         detail = [line for line in err.decode(errors="replace").strip().split("\n") if line]
-        why = f": {printable(detail[-1])}" if detail else ""
+        why = f": {detail[-1]}" if detail else ""
         code = (f"killed by signal {-returncode}" if returncode < 0
                 else f"exit status {returncode}")
         raise HookError(f"{name}: {code}{why}")

@@ -651,12 +651,10 @@ def mask_path(path: str) -> None:
     genuinely absent path is skipped); /proc itself could not have been a symlink (see
     :func:`_open_target`), so the paths under it are procfs's own."""
     with Root("/") as root:
-        try:
-            fd = resolve(root, path)
-        except FileNotFoundError:
+        fd = _existing_target(root, path)
+        if fd is None:
             return
         try:
-            _need_procfs(path)
             where = root.host_path(fd)
             if stat.S_ISDIR(os.fstat(fd).st_mode):
                 _mount("tmpfs", fd, "tmpfs", sc.MS_RDONLY, None, path)
@@ -669,6 +667,21 @@ def mask_path(path: str) -> None:
         finally:
             os.close(fd)
         _remount_readonly(root, path, where, 0)
+
+
+def _existing_target(root: Root, path: str) -> int | None:
+    """The fd of a masked or read-only path after pivot_root, or None when it genuinely
+    does not exist (skipped, as runc does); naming it by fd needs the procfs at /proc."""
+    try:
+        fd = resolve(root, path)
+    except FileNotFoundError:
+        return None
+    try:
+        _need_procfs(path)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 def _remount_readonly(root: Root, path: str, where: str, extra: int) -> None:
@@ -687,12 +700,10 @@ def readonly_path(path: str) -> None:
     """config-linux.md "Readonly Paths": bind the path onto itself and remount it ro,
     through fds (a genuinely absent path is skipped)."""
     with Root("/") as root:
-        try:
-            fd = resolve(root, path)
-        except FileNotFoundError:
+        fd = _existing_target(root, path)
+        if fd is None:
             return
         try:
-            _need_procfs(path)
             where = root.host_path(fd)
             _mount(fd_path(fd), fd, None, sc.MS_BIND | sc.MS_REC, None, path)
         finally:

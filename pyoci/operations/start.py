@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import select
 
-from pyoci.errors import PyociError, StateError, printable
+from pyoci.errors import PyociError, StateError
 from pyoci.state import Container
 
 
@@ -80,7 +80,7 @@ def start(root: str, cid: str) -> Container:
         except FileNotFoundError:
             pass
         if data:
-            raise PyociError(f"start container: {printable(data.decode(errors='replace'))}")
+            raise PyociError(f"start container: {data.decode(errors='replace')}")
         c.doc["status"] = "running"
         c.save()
     hooks = c.doc.get("pyoci", {}).get("hooks", {}).get("poststart")

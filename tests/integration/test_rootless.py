@@ -31,7 +31,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import REPO, _cgroup_mounts, clone_rootfs
+from tests.helpers import REPO, clone_rootfs, own_cgroups
 
 pytestmark = pytest.mark.integration
 
@@ -503,21 +503,6 @@ def test_limit_without_delegation_is_an_error(env: Env) -> None:
         assert env.runc("run", f"r{cid}", cwd=bundle).returncode == 1
 
 
-def _own_cgroups() -> list[tuple[str, str]]:
-    """(mount point, own path) of each hierarchy this process is in."""
-    mounts = _cgroup_mounts()
-    out = []
-    with open("/proc/self/cgroup") as f:
-        for line in f:
-            _, ctrls, own = line.rstrip("\n").split(":", 2)
-            for mp, fstype, opts in mounts:
-                if (not ctrls and fstype == "cgroup2") or (
-                        ctrls and fstype == "cgroup" and set(ctrls.split(",")) <= opts):
-                    out.append((mp, own))
-                    break
-    return out
-
-
 @pytest.fixture
 def delegated(env: Env) -> Iterator[list[Path]]:
     """A cgroup below the test's own in every hierarchy, owned by the user (directory
@@ -525,7 +510,7 @@ def delegated(env: Env) -> Iterator[list[Path]]:
     made: list[Path] = []
     name = f"pyoci-rl-{uuid.uuid4().hex[:8]}"
     try:
-        for mp, own in _own_cgroups():
+        for mp, own in own_cgroups():
             d = Path(mp + own.rstrip("/") + "/" + name)
             d.mkdir()
             made.append(d)
