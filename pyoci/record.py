@@ -37,8 +37,16 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any, TypeVar
 
+    from typing import dataclass_transform
+
     _C = TypeVar("_C", bound=type)
     _R = TypeVar("_R")
+else:
+    def dataclass_transform(**_: object) -> Callable[[_C], _C]:
+        """Run time: nothing. Checkers read ``typing.dataclass_transform`` (PEP 681) and
+        so see the ``__init__`` that :func:`_build` makes; importing typing would cost
+        ~3 ms per command."""
+        return lambda func: func
 
 __all__ = ["FrozenInstanceError", "asdict", "define", "evolve", "field", "fields", "frozen",
            "mutable"]
@@ -263,11 +271,13 @@ def _build(cls: type, is_frozen: bool) -> type:
     return new
 
 
+@dataclass_transform(frozen_default=True, field_specifiers=(field,))
 def frozen(cls: _C) -> _C:
     """Class decorator: an immutable, hashable record (see the module docstring)."""
     return _build(cls, True)  # type: ignore[return-value]
 
 
+@dataclass_transform(field_specifiers=(field,))
 def mutable(cls: _C) -> _C:
     """Class decorator: a record whose fields can be reassigned (unhashable)."""
     return _build(cls, False)  # type: ignore[return-value]
