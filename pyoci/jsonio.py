@@ -49,7 +49,7 @@ class _Context:
     memo: dict[str, str] = {}
 
 
-_scan = _json.make_scanner(_Context()) if _json else None
+_scan = _json.make_scanner(_Context()) if _json else None  # type: ignore[arg-type]
 
 
 def _json_loads(text: str) -> Any:

@@ -34,10 +34,8 @@ from __future__ import annotations
 
 TYPE_CHECKING = False  # typing costs ~3 ms to import; only checkers need it here
 if TYPE_CHECKING:
-    from collections.abc import Callable
-    from typing import Any, TypeVar
-
-    from typing import dataclass_transform
+    from collections.abc import Callable, Mapping
+    from typing import Any, TypeVar, dataclass_transform
 
     _C = TypeVar("_C", bound=type)
     _R = TypeVar("_R")
@@ -188,7 +186,7 @@ def _is_classvar(annotation: object) -> bool:
 _function = type(_init)
 
 
-def _rebind_class_cells(body: dict[str, Any], new: type) -> None:
+def _rebind_class_cells(body: Mapping[str, Any], new: type) -> None:
     """Point the ``__class__`` cell (zero-argument ``super()``) of the body's methods at
     the new class: the compiler bound it to the class this decorator replaces."""
     for value in body.values():
@@ -202,7 +200,8 @@ def _rebind_class_cells(body: dict[str, Any], new: type) -> None:
         else:
             continue
         for func in funcs:
-            if type(func) is _function and "__class__" in func.__code__.co_freevars:
+            if type(func) is _function and "__class__" in func.__code__.co_freevars \
+                    and func.__closure__ is not None:
                 cell = func.__closure__[func.__code__.co_freevars.index("__class__")]
                 cell.cell_contents = new
 
@@ -218,10 +217,10 @@ def _build(cls: type, is_frozen: bool) -> type:
         if kind and not is_frozen:
             raise TypeError(f"{cls.__qualname__}: a mutable record cannot subclass the "
                             f"frozen record {base.__qualname__}")
-        for name in base.__record_fields__:
+        for name in base.__record_fields__:  # type: ignore[attr-defined]  # set by _build
             if name not in names:
                 names.append(name)
-        defaults.update(base.__record_defaults__)
+        defaults.update(base.__record_defaults__)  # type: ignore[attr-defined]
     base_names = tuple(names)
 
     namespace = dict(own)

@@ -204,7 +204,7 @@ def run_helper(path: str, pid: int, mappings: Sequence[IDMapping]) -> None:
         os.close(w)
         raise PyociError(f"running {path}: {exc.strerror}") from None
     os.close(w)
-    chunks = []
+    chunks: list[bytes] = []
     while True:
         chunk = os.read(r, 4096)
         if not chunk:

@@ -29,7 +29,8 @@ stage() {
     fi
 }
 
-stage "ruff" .venv/bin/python -m ruff check pyoci tests conformance
+stage "ruff" .venv/bin/python -m ruff check pyoci tests conformance bench
+stage "mypy" .venv/bin/python -m mypy
 stage "unit and integration tests" \
     .venv/bin/python -m pytest tests -q -p no:cacheprovider "$@"
 stage "conformance suite against pyoci" \

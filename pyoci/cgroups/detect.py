@@ -108,7 +108,7 @@ def _unescape(text: str) -> str:
     importing re, with enum, costs ~3 ms, far more than parsing the table.)"""
     if "\\" not in text:
         return text
-    out = []
+    out: list[str] = []
     start = 0
     while (i := text.find("\\", start)) >= 0:
         digits = text[i + 1:i + 4]

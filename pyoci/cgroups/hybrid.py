@@ -137,6 +137,9 @@ class HybridManager(V1Manager, V2Manager):
             if c1 in self.v1:
                 ctl.apply_v1(c1, self.v1[c1], res, update=update)
         if on_v2 or res.unified:
+            if self.unified is None:   # only core keys (cgroup.*) can get here without it
+                raise CgroupError("linux.resources.unified needs the unified hierarchy, "
+                                  "which this host does not mount")
             self._enable(on_v2)
             ctl.apply_v2(self.unified, res, tuple(on_v2), update=update)
 

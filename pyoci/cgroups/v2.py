@@ -233,7 +233,7 @@ class V2Manager(CgroupManager):
     def stats(self) -> dict[str, Any]:
         from pyoci.cgroups import stats as st
 
-        return st.stats_v2(self.unified)
+        return st.stats_v2(self.unified) if self.unified is not None else {}
 
     def oom_kill_count(self) -> int:
         if self.unified is None:

@@ -29,7 +29,7 @@ def parse_document(raw: bytes, source: str) -> Any:
         raise ConfigError([("", f"not valid UTF-8: {exc.reason}")], source=source) from None
     except RecursionError:
         doc = None
-        deep = ""
+        deep: str | None = ""
     except MemoryError:
         raise ConfigError([("", "not enough memory to parse it")], source=source) from None
     except ValueError as exc:  # json.JSONDecodeError

@@ -120,7 +120,8 @@ def load_resources(doc: dict[str, Any] | None) -> Resources | None:
     pids = doc.get("pids") or {}
 
     def throttles(key: str) -> tuple[ThrottleDevice, ...]:
-        return tuple(ThrottleDevice(t["major"], t["minor"], t["rate"]) for t in bio.get(key) or ())
+        return tuple(ThrottleDevice(t["major"], t["minor"], t["rate"])
+                     for t in (bio or {}).get(key) or ())
 
     return Resources(
         devices=tuple(DeviceRule(allow=d["allow"], type=d.get("type") or "a",

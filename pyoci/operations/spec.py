@@ -89,5 +89,5 @@ def write_spec(bundle: str, rootless: bool = False) -> str:
             json.dump(default_spec(rootless), f, indent="\t")
             f.write("\n")
     except OSError as exc:
-        raise PyociError(f"write {path}: {exc.strerror.lower()}") from None
+        raise PyociError(f"write {path}: {(exc.strerror or str(exc)).lower()}") from None
     return path

@@ -20,6 +20,7 @@ FAKE_PYTHON = """#!/bin/sh
 echo "$*" >> "$CALLS"
 case "$*" in
   *"ruff check"*) exit "${RUFF_RC:-0}";;
+  *"-m mypy"*) exit "${MYPY_RC:-0}";;
   *"pytest conformance"*) exit "${CONF_RC:-0}";;
   *"pytest tests"*) exit "${PYTEST_RC:-0}";;
 esac
@@ -54,24 +55,24 @@ def run(tree: Path, *args: str, **rcs: int) -> tuple[subprocess.CompletedProcess
 def test_all_stages_pass(tree: Path) -> None:
     res, calls = run(tree, "-k", "x")
     assert res.returncode == 0, res.stderr
-    assert len(calls) == 3
-    assert calls[1].endswith("-k x")  # the arguments go to pytest
+    assert len(calls) == 4
+    assert calls[2].endswith("-k x")  # the arguments go to pytest
     assert "every stage passed" in res.stdout
 
 
-@pytest.mark.parametrize("failing", ["RUFF_RC", "PYTEST_RC", "CONF_RC"])
+@pytest.mark.parametrize("failing", ["RUFF_RC", "MYPY_RC", "PYTEST_RC", "CONF_RC"])
 def test_a_failing_stage_does_not_stop_the_others(tree: Path, failing: str) -> None:
     res, calls = run(tree, **{failing: 3})
     assert res.returncode == 1
-    assert len(calls) == 3, calls  # every stage ran
+    assert len(calls) == 4, calls  # every stage ran
     assert res.stdout.count("FAILED") == 1 and "(exit status 3)" in res.stdout
-    assert res.stdout.count("  ok  ") == 2
+    assert res.stdout.count("  ok  ") == 3
 
 
 def test_every_failure_is_reported(tree: Path) -> None:
-    res, calls = run(tree, RUFF_RC=1, PYTEST_RC=1, CONF_RC=2)
-    assert res.returncode == 1 and len(calls) == 3
-    assert res.stdout.count("FAILED") == 3
+    res, calls = run(tree, RUFF_RC=1, MYPY_RC=1, PYTEST_RC=1, CONF_RC=2)
+    assert res.returncode == 1 and len(calls) == 4
+    assert res.stdout.count("FAILED") == 4
 
 
 def test_failing_setup_stops_the_run(tree: Path) -> None:
