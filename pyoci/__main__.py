@@ -1,7 +1,7 @@
-"""Entry point: `python -m pyoci` and the `pyoci` console script.
+"""Entry point: `python -m pyoci` and the `pyoci` console script (launcher/pyoci).
 
-The calls engines make most (state, start, kill, delete, create, ...) go through
-:mod:`pyoci.fastcli`, which does not import typer; everything else through the full CLI.
+Every command goes through :mod:`pyoci.cli`, one parser over the command table
+(:mod:`pyoci.commands`), which imports neither typer nor click (issue 14).
 """
 
 import os
@@ -9,15 +9,10 @@ import sys
 
 
 def run_argv(argv: list[str]) -> tuple[int, bool]:
-    """(exit status, whether the fast path ran the command)."""
-    from pyoci.fastcli import try_run
+    """(exit status, whether the process may leave with os._exit)."""
+    from pyoci.cli import run
 
-    code = try_run(argv)
-    if code is not None:
-        return code, True
-    from pyoci.cli import run_cli
-
-    return run_cli(argv), False
+    return run(argv)
 
 
 def main() -> None:
@@ -28,7 +23,8 @@ def main() -> None:
     clean up: its files are closed, its log lines written with os.write, and any
     background thread (pyoci/cgroups/prime.py) finished or harmless. Only stdout and
     stderr are buffered; they are flushed first, and a failed flush (a reader that went
-    away) makes the exit status 1. The full typer CLI exits normally.
+    away) makes the exit status 1. The commands the table marks ``teardown`` (they load
+    libraries whose finalizers were never audited) exit normally.
     """
     try:
         code, fast = run_argv(sys.argv[1:])
@@ -46,7 +42,7 @@ def main() -> None:
 
 def _internal_error(exc: BaseException) -> int:
     """Every error a user can cause is a PyociError with its own message, caught in the
-    CLIs; what reaches here is a pyoci bug. Say so in one line (the guide: never a
+    CLI; what reaches here is a pyoci bug. Say so in one line (the guide: never a
     traceback) and keep the traceback for whoever asks for it (PYOCI_TRACEBACK=1)."""
     if os.environ.get("PYOCI_TRACEBACK") == "1":
         import traceback

@@ -38,6 +38,7 @@ from pyoci.sync import Channel
 
 TYPE_CHECKING = False  # annotations only: the init needs no typing at run time
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any, NoReturn
 
 
@@ -96,17 +97,28 @@ class step:  # noqa: N801 - reads as ``with step(chan, "mount /proc"):``
         return None
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
-                 tb: object) -> bool:
+                 tb: object) -> None:
         if exc is None or isinstance(exc, _Failed):
-            return False
+            return
         if isinstance(exc, HookError):
             self.chan.send("error", step=self.name, reason=str(exc), hook=True)
             raise _Failed from None
         reason = describe_oserror(exc) if isinstance(exc, OSError) else str(exc) or repr(exc)
         if isinstance(exc, process.ExecNotFound):
-            reason = exc.strerror
+            reason = exc.strerror or reason
         self.chan.send("error", step=self.name, reason=reason)
         raise _Failed from None
+
+
+def fork_child(chan: Channel, what: str, child: Callable[[], NoReturn]) -> None:
+    """The first child's last act, for create and exec alike: fork ``child`` (the
+    container's init, or exec's process: the first process of a new pid namespace must be
+    a child of the process that made it) and tell the parent its pid ("pid")."""
+    with step(chan, what):
+        pid = sc.fork()
+    if pid == 0:
+        child()
+    chan.send("pid", pid=pid)
 
 
 def intermediate(ctx: InitContext) -> NoReturn:
@@ -145,98 +157,17 @@ def intermediate(ctx: InitContext) -> NoReturn:
             namespaces.unshare_new(linux, map_ids)
         with step(ctx.chan, "write time namespace offsets"):
             namespaces.write_time_offsets(linux)
-        with step(ctx.chan, "fork the container init"):
-            pid = os.fork()
-        if pid == 0:
-            container_init(ctx)
-        ctx.chan.send("pid", pid=pid)
+        fork_child(ctx.chan, "fork the container init", lambda: container_init(ctx))
         code = 0
     except _Failed:
         pass
     except BaseException:  # noqa: BLE001
         pass
     finally:
-        os._exit(code)
+        sc.exit_now(code)
 
 
-@frozen
-class ExecContext:
-    """What an `exec`'d process needs: its spec, the container's namespaces (opened fds, in
-    joining order) and the compiled seccomp filter of the container."""
-    process: Process
-    joined: list[tuple[str, int]]
-    chan: Channel
-    seccomp: Any = None
-    caller_umask: int = 0o022
-    preserve_fds: int = 0
-    # Read by the parent from the host's /proc/<init>/setgroups: the container's own /proc
-    # is the container's to fake.
-    setgroups_allowed: bool = True
-    # O_PATH fd of the init's root when the container has no mount namespace (it is only
-    # chroot'ed there): the process is chroot'ed there too after the joins. -1: none.
-    root_fd: int = -1
-    # linux.personality of the container: runc applies it to exec'd processes too.
-    personality: Personality | None = None
-
-
-def exec_intermediate(ctx: ExecContext) -> NoReturn:
-    """exec's first child: into the container's cgroup (the parent moves us), then its
-    namespaces; fork, since a joined pid or time namespace applies to children only."""
-    code = 1
-    try:
-        with step(ctx.chan, "make the runtime process non-dumpable"):
-            sc.set_non_dumpable()  # before the join: see intermediate()
-        seal_imports()
-        with step(ctx.chan, "close inherited file descriptors"):
-            # Nothing of the caller's but stdio and --preserve-fds enters the container.
-            sc.close_fds_except(3 + ctx.preserve_fds,
-                                [ctx.chan.fileno(), *(fd for _, fd in ctx.joined),
-                                 *([ctx.root_fd] if ctx.root_fd >= 0 else [])])
-        with step(ctx.chan, "set the initial CPU affinity"):
-            # config.md execCPUAffinity.initial: before the cgroup join (runc's nsexec).
-            process.set_cpu_affinity(ctx.process.exec_cpu_affinity, "initial")
-        ctx.chan.expect("cgroup")
-        with step(ctx.chan, "join the container's namespaces"):
-            namespaces.join(ctx.joined)
-        if ctx.root_fd >= 0:
-            with step(ctx.chan, "chroot into the container's root"):
-                os.fchdir(ctx.root_fd)
-                os.chroot(".")
-                os.close(ctx.root_fd)
-        with step(ctx.chan, "fork the process"):
-            pid = os.fork()
-        if pid == 0:
-            _exec_process(ctx)
-        ctx.chan.send("pid", pid=pid)
-        code = 0
-    except BaseException:  # noqa: BLE001 - reported through the channel already
-        pass
-    finally:
-        os._exit(code)
-
-
-def _exec_process(ctx: ExecContext) -> NoReturn:
-    try:
-        _reset_signals()
-        ctx.chan.expect("go")
-        with step(ctx.chan, "close inherited file descriptors"):
-            # close_range, not a walk of /proc/self/fd: /proc is the container's now.
-            sc.close_fds_except(3 + ctx.preserve_fds, [ctx.chan.fileno()])
-        with step(ctx.chan, "start a new session"):
-            sc.new_session()
-        with step(ctx.chan, "set the final CPU affinity"):
-            # After the cgroup join (on v1 a cpuset attach resets the affinity).
-            process.set_cpu_affinity(ctx.process.exec_cpu_affinity, "final")
-        path, env, hop = become_process(ctx.chan, ctx.process, ctx.seccomp,
-                                        ctx.caller_umask, ctx.setgroups_allowed,
-                                        ctx.personality)
-        ctx.chan.send("ready")
-        # The channel is close-on-exec: the parent reads end-of-file once execve worked.
-        with step(ctx.chan, f"exec {path}"):
-            hop.execve(path, list(ctx.process.args), env)
-    except BaseException:  # noqa: BLE001 - reported through the channel already
-        pass
-    os._exit(127)
+# exec's children (ExecContext, exec_intermediate, _exec_process) are in pyoci/exec_child.py.
 
 
 def _dev_is_bound(spec: Spec) -> bool:
@@ -249,7 +180,7 @@ def container_init(ctx: InitContext) -> NoReturn:
         _setup_and_exec(ctx)
     except BaseException:  # noqa: BLE001
         pass
-    os._exit(1)
+    sc.exit_now(1)
 
 
 def _setup_and_exec(ctx: InitContext) -> None:
@@ -285,7 +216,7 @@ def _setup_and_exec(ctx: InitContext) -> None:
             except OSError as exc:
                 if exc.errno != errno.ENOSYS:
                     raise
-    os.umask(0)
+    sc.umask(0)
     if own_mntns:
         with step(chan, f"set rootfs propagation ({linux.rootfs_propagation or 'rslave'})"):
             mounts.prepare_root(rootfs, linux.rootfs_propagation)
@@ -305,7 +236,8 @@ def _setup_and_exec(ctx: InitContext) -> None:
     if proc is not None and proc.oom_score_adj is not None:
         with step(chan, "set oom_score_adj"):
             process.set_oom_score_adj(proc.oom_score_adj)
-    if linux.namespace("network") is not None and not linux.namespace("network").path:
+    netns = linux.namespace("network")
+    if netns is not None and not netns.path:
         with step(chan, "bring up loopback"):
             sc.set_link_up("lo")
 
@@ -367,9 +299,9 @@ def _setup_and_exec(ctx: InitContext) -> None:
         hop.execve(path, list(proc.args), env)
     except BaseException as exc:  # noqa: BLE001 - told to `start` through the FIFO
         reason = str(exc) if isinstance(exc, HookError) else f"exec {path}: {describe_oserror(exc)}"
-        os.write(fifo, reason.encode())
+        sc.write(fifo, reason.encode())
         sys.stderr.flush()
-    os._exit(1)
+    sc.exit_now(1)
 
 
 def become_process(chan: Channel, proc: Process, seccomp: Any, caller_umask: int,
@@ -424,9 +356,9 @@ def become_process(chan: Channel, proc: Process, seccomp: Any, caller_umask: int
     with step(chan, "set capabilities"):
         capabilities.apply_sets(caps)
     # config.md: without process.user.umask, the caller's umask is kept.
-    os.umask(caller_umask if proc.user.umask is None else proc.user.umask)
+    sc.umask(caller_umask if proc.user.umask is None else proc.user.umask)
     with step(chan, f"change to cwd {proc.cwd}"):
-        os.chdir(proc.cwd)
+        sc.chdir(proc.cwd)
         _check_cwd()
     if proc.no_new_privileges:
         with step(chan, "set no_new_privs"):
@@ -502,22 +434,22 @@ def _open_fifo(fifo_fd: int, fd_dir: int | None = None) -> int:
     it is the same FIFO, and drop the O_PATH fd: no runtime fd reaches the user's program
     but this one, which is close-on-exec."""
     if fd_dir is not None:
-        fd = os.open(str(fifo_fd), os.O_WRONLY | os.O_CLOEXEC, dir_fd=fd_dir)
+        fd = sc.open_file(str(fifo_fd), os.O_WRONLY | os.O_CLOEXEC, dir_fd=fd_dir)
         os.close(fd_dir)  # before any hook or the user's program runs
     else:
-        fd = os.open(f"/proc/self/fd/{fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
+        fd = sc.open_file(f"/proc/self/fd/{fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
     want, got = os.fstat(fifo_fd), os.fstat(fd)
     if (got.st_dev, got.st_ino) != (want.st_dev, want.st_ino) or not stat.S_ISFIFO(got.st_mode):
         # Checked before `ready` already; only a /proc swapped since can get here. There
         # is nobody to tell: exit, and `start` sees the init gone (it watches a pidfd).
-        os._exit(1)
+        sc.exit_now(1)
     os.close(fifo_fd)
     return fd
 
 
 def _load_seccomp(chan: Channel, seccomp: Any) -> None:
     with step(chan, "load the seccomp filter"):
-        notify_fd = seccomp.load()
+        notify_fd = sc.load_seccomp(seccomp)
     if notify_fd is not None:
         # The parent sends it on to linux.seccomp.listenerPath, which is outside our rootfs.
         chan.send_fd("seccomp", notify_fd)
@@ -533,8 +465,8 @@ def _ready_then_fail(ctx: InitContext, state: dict, reason: str,
     ctx.chan.send("ready")
     ctx.chan.close()
     fifo = _open_fifo(ctx.fifo_fd, fd_dir)
-    os.write(fifo, reason.encode())
-    os._exit(1)
+    sc.write(fifo, reason.encode())
+    sc.exit_now(1)
 
 
 def _reset_signals() -> None:

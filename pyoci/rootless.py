@@ -21,7 +21,7 @@ Three things differ from a container made by root, each decided here:
   pyoci checks the ranges first so the error names the missing range, not the helper's
   terse refusal.
 
-This module is imported by the hot commands (fastcli): it imports nothing but ``os``;
+This module is imported by the hot commands (pyoci/cli.py): it imports nothing but ``os``;
 :func:`run_helper` uses ``os.posix_spawn`` rather than :mod:`subprocess`.
 """
 

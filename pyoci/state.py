@@ -2,8 +2,10 @@
 
 The stored status is a hint; the real one is derived from the init process (its pid plus
 the start time recorded at create, so a recycled pid is not taken for the container; a
-zombie counts as stopped). This module is on the hot path of every command: it imports
-nothing heavy.
+zombie counts as stopped; "paused" is the recorded cgroup frozen). The record itself, its
+fields and their checks, is pyoci/staterecord.py: one load (:meth:`Container.load`, under
+the lock in :meth:`Container.locked`) and one save. This module is on the hot path of
+every command: it imports nothing heavy, and not the cgroup manager.
 """
 
 from __future__ import annotations
@@ -14,10 +16,14 @@ import os
 
 from pyoci import jsonio
 from pyoci.errors import ContainerNotFound, PyociError, describe_oserror
+from pyoci.staterecord import StateRecord
 
 TYPE_CHECKING = False  # typing costs ~3 ms to import; only checkers need it here
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
+
+    from pyoci.staterecord import CgroupRecord, PrivateState
 
 DEFAULT_ROOT = "/run/pyoci"
 STATE_FILE = "state.json"
@@ -33,7 +39,6 @@ RECOVERY_FILE = "recovery.json"
 #: jsonio.MAX_DOCUMENT_BYTES, so four times that is more than any state pyoci writes.
 MAX_STATE_BYTES = 4 * jsonio.MAX_DOCUMENT_BYTES
 _S_IFMT, _S_IFREG = 0o170000, 0o100000
-PID_MAX_LIMIT = 4 * 1024 * 1024  # include/linux/threads.h: no pid is larger
 #: O_NOFOLLOW: a symlinked state file is never followed (it could make delete act on
 #: another container's record); O_NONBLOCK: a FIFO in its place cannot hang the command.
 _READ_FLAGS = os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK
@@ -108,48 +113,6 @@ def read_record(path: str, limit: int = MAX_STATE_BYTES) -> bytes:
         os.close(fd)
 
 
-def _is_int(value: Any) -> bool:
-    return type(value) is int
-
-
-def _state_problem(doc: Any) -> str | None:
-    """What makes a parsed state document unusable, or None. Every field a command reads
-    is checked here, once: a damaged record is reported (and skipped by `list`) instead of
-    crashing whichever command happens to read the bad field."""
-    if not isinstance(doc, dict):
-        return "not a JSON object"
-    for key in ("ociVersion", "bundle"):
-        if type(doc.get(key)) is not str:
-            return f"{key} is missing or not a string"
-    for key in ("id", "status", "rootfs", "created", "owner"):
-        if key in doc and type(doc[key]) is not str:
-            return f"{key} is not a string"
-    pid = doc.get("pid")
-    if pid is not None and (not _is_int(pid) or not 0 <= pid <= PID_MAX_LIMIT):
-        return f"pid {pid!r} is not a process id"
-    ann = doc.get("annotations")
-    if ann is not None and (not isinstance(ann, dict)
-                            or not all(type(v) is str for v in ann.values())):
-        return "annotations is not a map of strings"
-    if "pyoci" not in doc:
-        return None
-    own = doc["pyoci"]
-    if not isinstance(own, dict):
-        return "pyoci is not an object"
-    start = own.get("initStartTime")
-    if start is not None and not _is_int(start):
-        return "pyoci.initStartTime is not an integer"
-    for key in ("cgroup", "hooks", "network", "resources"):
-        if key in own and not isinstance(own[key], dict):
-            return f"pyoci.{key} is not an object"
-    hooks = own.get("hooks") or {}
-    for kind, entries in hooks.items():
-        if entries is not None and (not isinstance(entries, list) or not all(
-                isinstance(h, dict) and type(h.get("path")) is str for h in entries)):
-            return f"pyoci.hooks.{kind} is not a list of hooks"
-    return None
-
-
 def proc_stat(pid: int) -> tuple[str, int] | None:
     """(state letter, start time in clock ticks) from /proc/<pid>/stat, None if gone."""
     try:
@@ -189,9 +152,14 @@ class Container:
         self.root = root
         self.id = cid
         self.dir = os.path.join(root, cid)
-        self.doc: dict[str, Any] = {}
+        #: The record of state.json (:mod:`pyoci.staterecord`), set by :meth:`load`; until
+        #: then an empty one (no pid, no cgroup), which a failing create cleans up after.
+        self.record = StateRecord("", "")
         self._holding_lock = False
         self._recovery_text = ""
+        #: While create builds the cgroup: the manager's record, taken at every save (the
+        #: manager brings it up to date in create() and add()).
+        self._cgroup_source: Callable[[], CgroupRecord] | None = None
 
     # -- files -------------------------------------------------------------------------
     @property
@@ -201,6 +169,11 @@ class Container:
     @property
     def fifo_path(self) -> str:
         return os.path.join(self.dir, EXEC_FIFO)
+
+    @property
+    def private(self) -> PrivateState:
+        """pyoci's own part of the record (never printed by `state`)."""
+        return self.record.private
 
     def exists(self) -> bool:
         return os.path.exists(self.state_path)
@@ -216,10 +189,10 @@ class Container:
             doc = jsonio.loads(raw)
         except (ValueError, UnicodeDecodeError, RecursionError, MemoryError):
             raise UnreadableState(self.id, self.state_path, "not valid JSON") from None
-        problem = _state_problem(doc)
-        if problem is not None:
-            raise UnreadableState(self.id, self.state_path, problem)
-        self.doc = doc
+        try:
+            self.record = StateRecord.from_json(doc)
+        except ValueError as exc:
+            raise UnreadableState(self.id, self.state_path, str(exc)) from None
         self._recovery_text = jsonio.dumps(self._recovery())
         return self
 
@@ -227,22 +200,33 @@ class Container:
         """state.json, atomically; first the recovery record when what it holds changed
         (so it never lags behind state.json: whatever state.json says was made, the
         recovery record says too)."""
+        if self._cgroup_source is not None:
+            self.private.cgroup = self._cgroup_source()
         rec = self._recovery()
         text = jsonio.dumps(rec)
         if text != self._recovery_text and (rec["pid"] or rec["cgroup"] or rec["network"]):
             write_json_atomic(os.path.join(self.dir, RECOVERY_FILE), rec)
         self._recovery_text = text
-        write_json_atomic(self.state_path, self.doc)
+        write_json_atomic(self.state_path, self.record.to_json())
+
+    def track_cgroup(self, source: Callable[[], CgroupRecord]) -> None:
+        """Record ``source()`` (a cgroup manager's :meth:`record`) at this and every later
+        save: create records the cgroup before its first mkdir and the manager updates
+        what it made (create) or left out (add, rootless), and each save must hold the
+        latest, so that an interrupted create can be cleaned up."""
+        self._cgroup_source = source
+        self.private.cgroup = source()
 
     def _recovery(self) -> dict[str, Any]:
-        own = self.doc.get("pyoci") or {}
-        return {"id": self.id, "pid": self.doc.get("pid") or 0,
-                "initStartTime": own.get("initStartTime") or 0,
-                "newPidNamespace": bool(own.get("newPidNamespace")),
-                "cgroup": own.get("cgroup"), "network": own.get("network")}
+        own = self.private
+        return {"id": self.id, "pid": self.record.pid,
+                "initStartTime": own.init_start_time,
+                "newPidNamespace": own.new_pid_namespace,
+                "cgroup": None if own.cgroup is None else own.cgroup.to_json(),
+                "network": own.network}
 
-    def load_recovery(self) -> dict[str, Any] | None:
-        """The recovery record as a minimal state document (for delete --force when
+    def load_recovery(self) -> StateRecord | None:
+        """The recovery record as a minimal state record (for delete --force when
         state.json is unusable): None when there is none (nothing was made yet); raises
         UnreadableState when it exists but is damaged too."""
         path = os.path.join(self.dir, RECOVERY_FILE)
@@ -258,11 +242,11 @@ class Container:
                "pid": rec.get("pid"),
                "pyoci": {k: rec[k] for k in ("initStartTime", "newPidNamespace", "cgroup",
                                              "network") if rec.get(k) is not None}}
-        problem = _state_problem(doc)
-        if problem is not None:
-            raise UnreadableState(self.id, path, problem)
-        self.doc = doc
-        return doc
+        try:
+            self.record = StateRecord.from_json(doc)
+        except ValueError as exc:
+            raise UnreadableState(self.id, path, str(exc)) from None
+        return self.record
 
     def locked(self) -> _Locked:
         """Hold the per-container lock (``with c.locked():``): commands on one id run one
@@ -272,7 +256,7 @@ class Container:
     # -- status ------------------------------------------------------------------------
     @property
     def pid(self) -> int:
-        return int(self.doc.get("pid") or 0)
+        return self.record.pid
 
     def init_alive(self) -> bool:
         pid = self.pid
@@ -281,7 +265,7 @@ class Container:
         st = proc_stat(pid)
         if st is None or st[0] in ("Z", "X"):
             return False
-        return st[1] == self.doc.get("pyoci", {}).get("initStartTime")
+        return st[1] == self.private.init_start_time
 
     def creator_alive(self) -> bool:
         """`create` holds the lock until it is done: a free lock on a container still
@@ -302,7 +286,7 @@ class Container:
         return False
 
     def status(self) -> str:
-        stored = self.doc.get("status", "stopped")
+        stored = self.record.status
         if stored == "creating":
             return "creating" if self.creator_alive() else "stopped"
         if not self.init_alive():
@@ -315,13 +299,11 @@ class Container:
 
     def _frozen(self) -> bool:
         """runtime.md leaves "paused" to the runtime; as runc, it is a frozen cgroup."""
-        doc = self.doc.get("pyoci", {}).get("cgroup")
-        if not doc:
+        cgroup = self.private.cgroup
+        if cgroup is None:
             return False
-        from pyoci.cgroups import recorded_frozen
-
         try:
-            return recorded_frozen(doc)
+            return cgroup.frozen()
         except OSError:
             return False
 
@@ -329,21 +311,21 @@ class Container:
         """The runtime-spec state document (runtime.md "State"), status derived now."""
         status = status or self.status()
         out: dict[str, Any] = {
-            "ociVersion": self.doc["ociVersion"],
+            "ociVersion": self.record.oci_version,
             "id": self.id,
             "status": status,
             "pid": self.pid if status in ("created", "running", "paused", "creating") else 0,
-            "bundle": self.doc["bundle"],
+            "bundle": self.record.bundle,
         }
-        if self.doc.get("annotations"):
-            out["annotations"] = self.doc["annotations"]
+        if self.record.annotations:
+            out["annotations"] = self.record.annotations
         return out
 
     def cli_state(self) -> dict[str, Any]:
         """What `state` prints: the spec document plus runc's rootfs/created/owner."""
         out = self.spec_state()
-        out.update({"rootfs": self.doc.get("rootfs", ""), "created": self.doc.get("created", ""),
-                    "owner": self.doc.get("owner", "")})
+        rec = self.record
+        out.update({"rootfs": rec.rootfs, "created": rec.created, "owner": rec.owner})
         return out
 
 

@@ -1,4 +1,4 @@
-"""The parent/child conversation of `create`: explicit messages over a socketpair.
+"""The parent/child conversation of `create` and `exec`: explicit messages over a socketpair.
 
 Each message is one JSON object on one line. The child says what it needs or where it
 is ("userns", "pid", "hooks", "ready"); the parent answers ("userns-done", "hooks-done").
@@ -12,8 +12,8 @@ import _socket
 import select
 import struct
 
-from pyoci import jsonio
-from pyoci.errors import PyociError
+from pyoci import jsonio, log
+from pyoci.errors import PyociError, StepError
 
 TYPE_CHECKING = False  # typing costs ~3 ms to import; only checkers need it here
 if TYPE_CHECKING:
@@ -91,8 +91,8 @@ class Channel:
         size = 1 << 16
         while end < 0:
             if watch is not None:
-                ready = select.select([self.sock, watch], [], [])[0]
-                if self.sock not in ready:
+                sock = self.sock.fileno()
+                if sock not in select.select([sock, watch], [], [])[0]:
                     raise ChannelClosed("the child exited without saying why")
             chunk, fds = recv_fds(self.sock, size, 4)
             self._fds.extend(fds)
@@ -110,9 +110,27 @@ class Channel:
             msg["fds"], self._fds = self._fds[:count], self._fds[count:]
         return msg
 
-    def expect(self, kind: str) -> dict[str, Any]:
-        msg = self.recv()
-        if msg["type"] != kind:
+    def expect(self, kind: str | None = None, doing: str | None = None,
+               watch: int | None = None) -> dict[str, Any]:
+        """The next message, which must be of type ``kind`` (any type if None): the one
+        way either side waits for the other.
+
+        An "error" message (only children send them) raises :class:`StepError` naming the
+        child's step, so the parent's error says where the setup failed. ``doing``: what
+        the other side is busy with, for the parent's side -- end of file then raises
+        StepError(doing, ...) too, the child having died without a word. ``watch``: see
+        :meth:`recv`."""
+        try:
+            msg = self.recv(watch)
+        except ChannelClosed:
+            if doing is None:
+                raise
+            raise StepError(doing, "the container's init exited unexpectedly") from None
+        if doing is not None:
+            log.debug(f"create: init says {msg['type']!r} ({doing})")
+        if msg["type"] == "error":
+            raise StepError(msg["step"], msg["reason"], hook=bool(msg.get("hook")))
+        if kind is not None and msg["type"] != kind:
             raise PyociError(f"protocol error: expected {kind!r}, got {msg['type']!r}")
         return msg
 

@@ -8,11 +8,17 @@ Unit tests replace this module's functions with a fake; integration tests use it
 
 from __future__ import annotations
 
+import _signal
 import _socket  # not socket: its enums cost ~9 ms at import (issue 5)
 import ctypes
 import fcntl
 import os
+import resource as _resource
 import struct
+
+TYPE_CHECKING = False  # annotations only: typing costs ~3 ms to import
+if TYPE_CHECKING:
+    from typing import NoReturn
 
 # --- clone/unshare namespace flags (<linux/sched.h>) -------------------------------------
 CLONE_NEWTIME = 0x00000080
@@ -348,7 +354,7 @@ def bpf_prog_load(prog_type: int, insns: bytes, license: str, name: str = "") ->
             return _bpf_prog_load_once(prog_type, code, count, lic, raw_name, log)
         except OSError as second:
             text = log.value.decode(errors="replace").strip()
-            err = first.errno or second.errno
+            err = first.errno or second.errno or 0
             reason = os.strerror(err) + (f" (verifier: {_last_lines(text)})" if text else "")
             raise OSError(err, reason, "BPF_PROG_LOAD") from None
 
@@ -484,3 +490,184 @@ def child_subreaper() -> bool:
     flag = ctypes.c_int(0)
     prctl(PR_GET_CHILD_SUBREAPER, ctypes.addressof(flag))
     return bool(flag.value)
+
+
+# --- syscall seam (issue 14 item 4): every effect of the container's children -------------
+# The init, exec's children and the executors they call change the machine only through
+# the functions below (and the ones above), never through os/resource directly, so that a
+# unit test can replace this module's functions with a recording fake
+# (tests/unit/fake_syscalls.py) and check the whole order of effects without root. Each
+# is a thin wrapper: same arguments as the os/resource call, same OSError (errno set).
+# Reads without an effect (stat, readlink, reading /proc) stay with os.
+
+def setresuid(ruid: int, euid: int, suid: int) -> None:
+    os.setresuid(ruid, euid, suid)
+
+
+def setresgid(rgid: int, egid: int, sgid: int) -> None:
+    os.setresgid(rgid, egid, sgid)
+
+
+def setgroups(groups: list[int]) -> None:
+    os.setgroups(groups)
+
+
+def prlimit(resource_: int, limits: tuple[int, int]) -> None:
+    """prlimit(0, ...), not setrlimit: CPython turns setrlimit's EPERM into a ValueError."""
+    _resource.prlimit(0, resource_, limits)
+
+
+def sched_setaffinity(cpus: set[int] | list[int]) -> None:
+    os.sched_setaffinity(0, cpus)
+
+
+def umask(mask: int) -> int:
+    return os.umask(mask)
+
+
+def chdir(path: str) -> None:
+    os.chdir(path)
+
+
+def fchdir(fd: int) -> None:
+    os.fchdir(fd)
+
+
+def chroot(path: str) -> None:
+    os.chroot(path)
+
+
+def mkdir(name: str, mode: int, dir_fd: int | None = None) -> None:
+    os.mkdir(name, mode, dir_fd=dir_fd)
+
+
+def open_file(path: str, flags: int, mode: int = 0o777,
+              dir_fd: int | None = None) -> int:
+    """os.open for the opens that change something: O_CREAT, a write, a pty."""
+    return os.open(path, flags, mode, dir_fd=dir_fd)
+
+
+def create_file(name: str, mode: int, dir_fd: int | None = None) -> None:
+    """An empty file, which must not exist yet (O_CREAT|O_EXCL, never through a link)."""
+    os.close(os.open(name, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                     mode, dir_fd=dir_fd))
+
+
+def write(fd: int, data: bytes) -> int:
+    return os.write(fd, data)
+
+
+def write_file(path: str, text: str) -> None:
+    """Write ``text`` to an existing file (a /proc knob: never created or truncated)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    try:
+        os.write(fd, text.encode())
+    finally:
+        os.close(fd)
+
+
+def sendfile(out_fd: int, in_fd: int, count: int) -> int:
+    return os.sendfile(out_fd, in_fd, None, count)
+
+
+def mknod(name: str, mode: int, device: int, dir_fd: int | None = None) -> None:
+    os.mknod(name, mode, device, dir_fd=dir_fd)
+
+
+def symlink(target: str, name: str, dir_fd: int | None = None) -> None:
+    os.symlink(target, name, dir_fd=dir_fd)
+
+
+def unlink(name: str, dir_fd: int | None = None) -> None:
+    os.unlink(name, dir_fd=dir_fd)
+
+
+def chmod(path: str, mode: int) -> None:
+    os.chmod(path, mode)
+
+
+def fchmod(fd: int, mode: int) -> None:
+    os.fchmod(fd, mode)
+
+
+def chown(path: str, uid: int, gid: int, dir_fd: int | None = None,
+          follow_symlinks: bool = True) -> None:
+    os.chown(path, uid, gid, dir_fd=dir_fd, follow_symlinks=follow_symlinks)
+
+
+def fchown(fd: int, uid: int, gid: int) -> None:
+    os.fchown(fd, uid, gid)
+
+
+def utime(path: str | int, ns: tuple[int, int], dir_fd: int | None = None,
+          follow_symlinks: bool = True) -> None:
+    if isinstance(path, int):
+        os.utime(path, ns=ns)
+    else:
+        os.utime(path, ns=ns, dir_fd=dir_fd, follow_symlinks=follow_symlinks)
+
+
+def dup2(fd: int, fd2: int) -> None:
+    os.dup2(fd, fd2)
+
+
+def ioctl(fd: int, request: int, arg: int | bytes = 0) -> int | bytes:
+    return fcntl.ioctl(fd, request, arg)
+
+
+def fork() -> int:
+    return os.fork()
+
+
+def exit_now(code: int) -> NoReturn:
+    """os._exit: a child never returns into the CLI (no atexit, no buffers flushed twice)."""
+    os._exit(code)
+
+
+def load_seccomp(flt: object) -> int | None:
+    """Install a compiled filter (pyoci.executors.seccomp.SeccompFilter.load, which calls
+    libseccomp's seccomp_load): the listener fd, or None."""
+    return flt.load()  # type: ignore[attr-defined, no-any-return]
+
+
+def spawn(path: str, argv: list[str], env: dict[str, str], cwd: str) -> tuple[int, int, int]:
+    """fork + execve of a hook: (pid, write end of its stdin, read end of its stderr);
+    its stdout is /dev/null. What subprocess.Popen(close_fds=True, restore_signals=True)
+    does, without importing subprocess: its import (locale, re, signal, selectors,
+    threading) cost ~8 ms on every `create` Docker makes (dockerd adds a prestart hook to
+    every container; issue 16). The child calls only built-in functions (nothing to
+    import, init.seal_imports); an exec failure comes back as its errno through a
+    close-on-exec pipe, as in subprocess, and is raised here as OSError."""
+    in_r, in_w = os.pipe()
+    err_r, err_w = os.pipe()
+    exc_r, exc_w = os.pipe()
+    devnull = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        try:
+            for sig in (_signal.SIGPIPE, _signal.SIGXFSZ):  # ignored by Python; exec keeps
+                _signal.signal(sig, _signal.SIG_DFL)
+            os.chdir(cwd)
+            os.dup2(in_r, 0)
+            os.dup2(devnull, 1)
+            os.dup2(err_w, 2)
+            os.closerange(3, exc_w)
+            os.closerange(exc_w + 1, 0x7FFFFFFF)
+            os.execve(path, argv, env)
+        except OSError as exc:
+            os.write(exc_w, str(exc.errno or 0).encode())
+        finally:
+            os._exit(255)
+    for fd in (in_r, err_w, exc_w, devnull):
+        os.close(fd)
+    try:
+        failed = os.read(exc_r, 64)
+    finally:
+        os.close(exc_r)
+    if failed:
+        os.waitpid(pid, 0)
+        os.close(in_w)
+        os.close(err_r)
+        err = int(failed)
+        raise OSError(err, os.strerror(err))
+    return pid, in_w, err_r

@@ -47,6 +47,8 @@ class MountEntry:
     mount_point: str
     fstype: str
     super_options: tuple[str, ...]
+    #: The optional fields ("shared:N", "master:N", ...): the mount's propagation.
+    optional: tuple[str, ...] = ()
 
 
 @frozen
@@ -135,7 +137,8 @@ def parse_mountinfo(text: str) -> list[MountEntry]:
         entries.append(MountEntry(
             mount_id=int(lf[0]), parent_id=int(lf[1]), root=_unescape(lf[3]),
             mount_point=_unescape(lf[4]), fstype=rf[0],
-            super_options=tuple(rf[2].split(",")) if len(rf) > 2 else ()))
+            super_options=tuple(rf[2].split(",")) if len(rf) > 2 else (),
+            optional=tuple(lf[6:])))
     return entries
 
 

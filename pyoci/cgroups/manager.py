@@ -27,8 +27,9 @@ import os
 import time
 from abc import ABC, abstractmethod
 
-from pyoci.cgroups import CgroupError, is_frozen, read_events
+from pyoci.cgroups import CgroupError, CgroupRecord, is_frozen, read_events
 from pyoci.errors import describe_oserror
+from pyoci.staterecord import CGROUP_MODES
 
 TYPE_CHECKING = False  # typing costs ~3 ms to import; only checkers need it here
 
@@ -63,7 +64,7 @@ RMDIR_TIMEOUT = 2.0       # seconds to retry EBUSY: killed processes may still b
 
 
 #: The layouts a record may name (each has one implementation, see :func:`manager_for`).
-MODES = ("v1", "v2", "hybrid")
+MODES = CGROUP_MODES
 
 
 def manager_for(mode: str, v1: dict[str, str], unified: str | None,
@@ -110,32 +111,22 @@ def open_manager(cgroups_path: str | None, cid: str, *, systemd: bool = False,
 
 
 def manager_from_state(doc: dict[str, Any]) -> CgroupManager:
-    """Rebuild a manager from :meth:`CgroupManager.to_state`: no detection, no heavy import.
-
-    The record's format is the one pyoci has always written (``mode`` picks the
-    implementation). Records written before ``created``/``parents``/``unified_base``
-    existed are read as they were meant then: the directories are the container's, no
-    ancestor was recorded, and no level is known where a controller may be enabled.
-    """
+    """Rebuild a manager from :meth:`CgroupManager.to_state` (a JSON document): parsed by
+    :meth:`CgroupRecord.from_json`, the one reader of the record."""
     try:
-        mode = doc["mode"]
-        v1 = {str(k): str(v) for k, v in (doc.get("v1") or {}).items()}
-        unified = doc.get("unified")
-        mount = doc.get("unified_mount")
-        base = doc.get("unified_base")
-        created = doc.get("created", True)
-        parents = [str(p) for p in doc.get("parents") or []]
-        planned = [str(p) for p in doc.get("planned") or []]
-    except (KeyError, TypeError, AttributeError) as exc:
-        raise CgroupError(f"state.json: malformed cgroup record {doc!r}") from exc
-    if mode not in MODES:
-        raise CgroupError(f"state.json: unknown cgroup mode {mode!r}")
-    if not isinstance(created, bool) or not (base is None or isinstance(base, str)):
-        raise CgroupError(f"state.json: malformed cgroup record {doc!r}")
-    mgr = manager_for(mode, v1, unified, mount, unified_base=base, created=created,
-                      parents=parents)
-    mgr.planned = planned
-    mgr.rootless = doc.get("rootless") is True
+        record = CgroupRecord.from_json(doc)
+    except ValueError as exc:
+        raise CgroupError(f"state.json: {exc}") from None
+    return manager_from_record(record)
+
+
+def manager_from_record(record: CgroupRecord) -> CgroupManager:
+    """The manager of a parsed cgroup record: no detection, no heavy import."""
+    mgr = manager_for(record.mode, dict(record.v1), record.unified, record.unified_mount,
+                      unified_base=record.unified_base, created=record.created,
+                      parents=list(record.parents))
+    mgr.planned = list(record.planned)
+    mgr.rootless = record.rootless
     return mgr
 
 
@@ -378,6 +369,10 @@ class CgroupManager(ABC):
         if self.rootless:
             self._record["rootless"] = True
         return self._record
+
+    def record(self) -> CgroupRecord:
+        """:meth:`to_state` as the typed record state.json holds."""
+        return CgroupRecord.from_json(self.to_state())
 
     def exists(self) -> bool:
         """The container has a cgroup: create made (or took over) its directories and one
@@ -696,4 +691,5 @@ def __getattr__(name: str) -> Any:
 #: The name callers used before the split (type hints in operations/ and tests).
 Manager = CgroupManager
 
-__all__ = ["CgroupManager", "Manager", "manager_for", "manager_from_state", "open_manager"]
+__all__ = ["CgroupManager", "Manager", "manager_for", "manager_from_record",
+           "manager_from_state", "open_manager"]

@@ -12,9 +12,13 @@ So `create`, `run` and `exec` start a thread, before they import and validate an
 that writes "0" (the writer itself) to the ``cgroup.procs`` of the cgroup the runtime is
 already in: a migration that moves nothing but takes the lock. The main thread imports,
 validates and makes the container's cgroup meanwhile; when it moves the container's first
-process, the grace period has passed. :func:`wait` is called before forking, so no
-thread is ever running across a fork; if the kernel is slower than our preparation, the
+process, the grace period has passed. If the kernel is slower than our preparation, the
 wait is one we would have paid in the move anyway.
+
+No thread may be alive across a fork (the child would inherit whatever lock it held, and
+pyoci's children run on after the fork). The process driver (pyoci/process_driver.py)
+calls :func:`wait` before it forks, and :func:`wait` returns only once the thread has
+ended -- joined, not merely done with its write: see there.
 """
 
 from __future__ import annotations
@@ -22,7 +26,24 @@ from __future__ import annotations
 import _thread
 import os
 
-_done: _thread.LockType | None = None
+_started = False
+# Released by the interpreter when the thread's state is gone (how threading.Thread.join
+# knows a thread has ended; importing threading would cost ~3 ms on every create).
+_ended: _thread.LockType | None = None
+_handed: _thread.LockType | None = None   # released once ``_ended`` is set
+_handle: object = None                   # Python >= 3.13: start_joinable_thread's handle
+
+
+def _run() -> None:
+    """The thread (Python < 3.13): the sentinel first, so :func:`wait` can join it."""
+    global _ended
+    try:
+        _ended = _thread._set_sentinel()  # type: ignore[attr-defined]
+        _ended.acquire()
+    finally:
+        assert _handed is not None
+        _handed.release()
+    _migrate_self()
 
 
 def _migrate_self() -> None:
@@ -42,25 +63,45 @@ def _migrate_self() -> None:
                 os.close(fd)
     except Exception:  # noqa: BLE001, S110 - an optimisation must never fail a create
         pass
-    finally:
-        if _done is not None:
-            _done.release()
 
 
 def start() -> None:
-    """Begin the background no-op migration (once per process)."""
-    global _done
-    if _done is not None:
+    """Begin the background no-op migration; a second call before :func:`wait` does
+    nothing. `create` and `run` call it first thing, `exec` when its module is imported."""
+    global _started, _handed, _handle
+    if _started:
         return
-    _done = _thread.allocate_lock()
-    _done.acquire()
+    _started = True
+    joinable = getattr(_thread, "start_joinable_thread", None)
     try:
-        _thread.start_new_thread(_migrate_self, ())
+        if joinable is not None:
+            _handle = joinable(_migrate_self)
+            return
+        _handed = _thread.allocate_lock()
+        _handed.acquire()
+        _thread.start_new_thread(_run, ())
     except RuntimeError:  # no thread could be started: nothing to wait for
-        _done.release()
+        _handed = None
 
 
-def wait(timeout: float = 2.0) -> None:
-    """Block until the background migration is over (before any fork)."""
-    if _done is not None and _done.acquire(timeout=timeout):
-        _done.release()
+def wait() -> None:
+    """Return once the background thread has ended (at once if none was started).
+
+    Called before every fork. There is no timeout on purpose: a wait that gave up would
+    fork with the thread alive, which the module's rule forbids -- and the thread cannot
+    hang: it reads /proc/self/cgroup and mountinfo and makes one write, whose only wait is
+    the kernel's RCU grace period (milliseconds). "Ended" means joined: the lock released
+    when the interpreter has deleted the thread's state (on Python >= 3.13 the handle's
+    join), not a flag the thread sets before it returns, after which it would still run."""
+    global _handed, _handle, _ended, _started
+    if _handle is not None:
+        _handle.join()  # type: ignore[attr-defined]
+        _handle = None
+    elif _handed is not None:
+        _handed.acquire()  # the thread has set its sentinel (or failed to)
+        _handed = None
+        if _ended is not None:
+            _ended.acquire()
+            _ended = None
+    # Joined: a later start() (the next create or exec of a Python API caller) primes again.
+    _started = False

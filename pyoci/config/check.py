@@ -158,7 +158,7 @@ def _warn(checked: Checked, host: bool) -> None:
     spec = checked.spec
     caps = spec.process.capabilities if spec.process is not None else None
     if caps is not None and host:
-        from pyoci.executors.capabilities import CAP_NUMBERS, last_cap
+        from pyoci.linux_names import CAP_NUMBERS, last_cap
 
         last = last_cap()
         unknown: list[str] = []

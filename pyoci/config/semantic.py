@@ -7,9 +7,9 @@ return every problem at once, in the same (path, reason) form as schema errors.
 from __future__ import annotations
 
 import os
-import resource
 
 from pyoci.config.procattrs import personality_problems, process_problems
+from pyoci.linux_names import RLIMITS
 
 TYPE_CHECKING = False  # typing costs ~3 ms to import; only checkers need it here
 if TYPE_CHECKING:
@@ -25,11 +25,6 @@ _SYSCTL_NAMESPACES = (("kernel.msgmax", "ipc"), ("kernel.msgmnb", "ipc"), ("kern
                       ("fs.mqueue.", "ipc"), ("net.", "network"), ("kernel.domainname", "uts"),
                       ("kernel.hostname", "uts"))
 
-RLIMITS = {name: getattr(resource, name) for name in dir(resource) if name.startswith("RLIMIT_")}
-#: RLIMIT_RTTIME and RLIMIT_RTPRIO etc. exist on Linux but not always in `resource`.
-RLIMITS.update({"RLIMIT_RTTIME": 15, "RLIMIT_RTPRIO": 14, "RLIMIT_SIGPENDING": 11,
-                "RLIMIT_MSGQUEUE": 12, "RLIMIT_NICE": 13, "RLIMIT_LOCKS": 10,
-                "RLIMIT_MEMLOCK": 8, "RLIMIT_NPROC": 6, "RLIMIT_AS": 9})
 
 
 #: /proc/<pid>/ns/<name> for each namespace type a sysctl can belong to.

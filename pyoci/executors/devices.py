@@ -72,7 +72,7 @@ def _create(root: Root, dev: Device, default: bool) -> None:
             if default:
                 return
         elif st is not None and default and not stat.S_ISDIR(st.st_mode):
-            os.unlink(name, dir_fd=d)
+            sc.unlink(name, dir_fd=d)
             st = None
         elif st is not None:
             raise FileExistsError(errno.EEXIST, "a file that is not the requested device "
@@ -80,7 +80,7 @@ def _create(root: Root, dev: Device, default: bool) -> None:
         mode = (0o666 if dev.file_mode is None else dev.file_mode) & 0o7777
         if st is None:
             try:
-                os.mknod(name, mode | _TYPES[dev.type],
+                sc.mknod(name, mode | _TYPES[dev.type],
                          os.makedev(dev.major or 0, dev.minor or 0), dir_fd=d)
             except PermissionError:
                 _bind_host_node(d, name, dev)
@@ -91,8 +91,8 @@ def _create(root: Root, dev: Device, default: bool) -> None:
                 raise FileExistsError(errno.EEXIST, "replaced while it was created", dev.path)
             # mknod honours the umask; chmod makes the mode exactly what the config says.
             # Through the node's own fd, never its name.
-            os.chmod(fd_path(fd), mode)
-            os.chown(fd_path(fd), dev.uid or 0, dev.gid or 0)
+            sc.chmod(fd_path(fd), mode)
+            sc.chown(fd_path(fd), dev.uid or 0, dev.gid or 0)
         finally:
             os.close(fd)
     finally:
@@ -103,8 +103,7 @@ def _bind_host_node(d: int, name: str, dev: Device) -> None:
     """mknod refused (user namespace): bind the host's node of the same path onto an
     empty regular file made in directory ``d``."""
     try:
-        os.close(os.open(name, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW
-                         | os.O_CLOEXEC, 0o644, dir_fd=d))
+        sc.create_file(name, 0o644, dir_fd=d)
     except FileExistsError:
         pass
     fd = os.open(name, _O_PATH, dir_fd=d)
@@ -128,8 +127,7 @@ def create_default_devices(rootfs: str, with_console: bool) -> None:
         try:
             if with_console:
                 try:
-                    os.close(os.open("console", os.O_CREAT | os.O_EXCL | os.O_WRONLY
-                                     | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644, dir_fd=d))
+                    sc.create_file("console", 0o644, dir_fd=d)
                 except FileExistsError:
                     pass
             links = list(DEV_SYMLINKS)
@@ -137,7 +135,7 @@ def create_default_devices(rootfs: str, with_console: bool) -> None:
                 links.append(("/proc/kcore", "/dev/core"))
             for target, link in links:
                 try:
-                    os.symlink(target, os.path.basename(link), dir_fd=d)
+                    sc.symlink(target, os.path.basename(link), dir_fd=d)
                 except FileExistsError:
                     pass
         finally:

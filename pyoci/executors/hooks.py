@@ -9,12 +9,12 @@ poststart it is an error that stops the container; for poststop only a warning.
 
 from __future__ import annotations
 
-import _signal
 import os
 import select
 import time
 
 from pyoci import jsonio
+from pyoci import syscalls as sc
 from pyoci.errors import PyociError
 
 TYPE_CHECKING = False  # typing costs ~3 ms to import; only checkers need it here
@@ -45,7 +45,7 @@ def _hook_env(hook: Hook) -> dict[str, str]:
     it (Go's exec.Cmd with a nil Env)."""
     if not hook.env:
         return dict(os.environ)
-    return dict(e.split("=", 1) if "=" in e else (e, "") for e in hook.env)
+    return dict(e.partition("=")[::2] for e in hook.env)
 
 
 def _hook_cwd(kind: str, state: dict[str, Any]) -> str:
@@ -63,45 +63,9 @@ class _Spawned:
 
 
 def _spawn(path: str, argv: list[str], env: dict[str, str], cwd: str) -> _Spawned:
-    """fork + execve, what subprocess.Popen(close_fds=True, restore_signals=True) does for
-    a hook, without importing subprocess: its import (locale, re, signal, selectors,
-    threading) cost ~8 ms on every `create` Docker makes (dockerd adds a prestart hook to
-    every container), a quarter of pyoci's overhead over runc there (issue 16). The child
-    calls only built-in functions (nothing to import, init.seal_imports); an exec failure
-    comes back as its errno through a close-on-exec pipe, as in subprocess."""
-    in_r, in_w = os.pipe()
-    err_r, err_w = os.pipe()
-    exc_r, exc_w = os.pipe()
-    devnull = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - the child
-        try:
-            for sig in ("SIGPIPE", "SIGXFSZ"):  # Python ignores them; exec keeps ignores
-                _signal.signal(getattr(_signal, sig), _signal.SIG_DFL)
-            os.chdir(cwd)
-            os.dup2(in_r, 0)
-            os.dup2(devnull, 1)
-            os.dup2(err_w, 2)
-            os.closerange(3, exc_w)
-            os.closerange(exc_w + 1, 0x7FFFFFFF)
-            os.execve(path, argv, env)
-        except OSError as exc:
-            os.write(exc_w, str(exc.errno or 0).encode())
-        finally:
-            os._exit(255)
-    for fd in (in_r, err_w, exc_w, devnull):
-        os.close(fd)
-    try:
-        failed = os.read(exc_r, 64)
-    finally:
-        os.close(exc_r)
-    if failed:
-        os.waitpid(pid, 0)
-        os.close(in_w)
-        os.close(err_r)
-        errno = int(failed)
-        raise OSError(errno, os.strerror(errno))
-    return _Spawned(pid, in_w, err_r)
+    """The hook's process, made through the syscall layer (:func:`pyoci.syscalls.spawn`:
+    fork + execve without subprocess), so a test's fake sees it in the init's order."""
+    return _Spawned(*sc.spawn(path, argv, env, cwd))
 
 
 def _communicate(proc: _Spawned, data: bytes, timeout: float | None) -> tuple[bytes, int]:
@@ -162,7 +126,7 @@ def run_hook(kind: str, index: int, hook: Hook, state: dict[str, Any]) -> None:
     try:
         proc = _spawn(hook.path, argv, _hook_env(hook), _hook_cwd(kind, state))
     except OSError as exc:
-        raise HookError(f"{name}: cannot run: {exc.strerror.lower()}") from None
+        raise HookError(f"{name}: cannot run: {(exc.strerror or str(exc)).lower()}") from None
     try:
         err, returncode = _communicate(proc, jsonio.dumps(state).encode(), hook.timeout)
     except TimeoutError:

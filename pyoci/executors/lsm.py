@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 
+from pyoci import syscalls as sc
 from pyoci.config.model import Process, Spec
 from pyoci.errors import PyociError
 from pyoci.executors.procfs import open_proc_file
@@ -63,7 +64,7 @@ def _write_exec_attr(lsm: str, value: str) -> None:
     except FileNotFoundError:  # kernels before 5.8 have only the shared attr/exec
         fd = open_proc_file(f"{pid}/attr/exec", os.O_WRONLY)
     try:
-        os.write(fd, value.encode())
+        sc.write(fd, value.encode())
     finally:
         os.close(fd)
 

@@ -22,6 +22,7 @@ import stat
 
 from pyoci import rootless
 from pyoci import syscalls as sc
+from pyoci.cgroups.detect import MountEntry, parse_mountinfo
 from pyoci.config.model import Mount
 from pyoci.errors import PyociError
 from pyoci.executors.paths import Root, UnsafePath, fd_path, resolve
@@ -139,13 +140,18 @@ def _mount_point_of(path: str) -> tuple[str, list[str]]:
     """The mount point holding ``path`` and its optional fields ("shared:N", ...)."""
     path = os.path.realpath(path)
     best, best_tags = "/", []
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            fields = line.split(" - ")[0].split()
-            mp = fields[4].replace("\\040", " ")
-            if (path == mp or path.startswith(mp.rstrip("/") + "/")) and len(mp) >= len(best):
-                best, best_tags = mp, fields[6:]
+    for entry in _mountinfo():
+        mp = entry.mount_point
+        if (path == mp or path.startswith(mp.rstrip("/") + "/")) and len(mp) >= len(best):
+            best, best_tags = mp, list(entry.optional)
     return best, best_tags
+
+
+def _mountinfo() -> list[MountEntry]:
+    """This process's /proc/self/mountinfo, through the one parser pyoci has
+    (:func:`pyoci.cgroups.detect.parse_mountinfo`; imported at module level, see the top)."""
+    with open("/proc/self/mountinfo") as f:
+        return parse_mountinfo(f.read())
 
 
 def _source_path(m: Mount, bundle: str) -> str:
@@ -372,8 +378,8 @@ def _mount_tmpfs_copyup(root: Root, target: int, destination: str, where: str, s
         try:
             _copy_tree(covered, top)
             st = os.fstat(covered)
-            os.fchmod(top, stat.S_IMODE(st.st_mode))
-            os.utime(top, ns=(st.st_atime_ns, st.st_mtime_ns))
+            sc.fchmod(top, stat.S_IMODE(st.st_mode))
+            sc.utime(top, ns=(st.st_atime_ns, st.st_mtime_ns))
         finally:
             os.close(top)
         if opts.flags & sc.MS_RDONLY:
@@ -399,7 +405,7 @@ def _copy_tree(src: int, dst: int) -> None:
         kind = stat.S_IFMT(st.st_mode)
         if kind == stat.S_IFDIR:
             try:
-                os.mkdir(name, 0o700, dir_fd=dst)
+                sc.mkdir(name, 0o700, dir_fd=dst)
             except FileExistsError:
                 pass
             s = os.open(name, _DIR_OPEN, dir_fd=src)
@@ -415,10 +421,10 @@ def _copy_tree(src: int, dst: int) -> None:
         elif kind == stat.S_IFREG:
             s = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=src)
             try:
-                d = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
-                            | os.O_CLOEXEC, 0o600, dir_fd=dst)
+                d = sc.open_file(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+                                 | os.O_CLOEXEC, 0o600, dir_fd=dst)
                 try:
-                    while os.sendfile(d, s, None, 1 << 20) > 0:
+                    while sc.sendfile(d, s, 1 << 20) > 0:
                         pass
                     _copy_meta(d, st)
                 finally:
@@ -427,30 +433,24 @@ def _copy_tree(src: int, dst: int) -> None:
                 os.close(s)
         else:
             if kind == stat.S_IFLNK:
-                os.symlink(os.readlink(name, dir_fd=src), name, dir_fd=dst)
+                sc.symlink(os.readlink(name, dir_fd=src), name, dir_fd=dst)
             else:
-                os.mknod(name, st.st_mode, st.st_rdev, dir_fd=dst)
-            os.chown(name, st.st_uid, st.st_gid, dir_fd=dst, follow_symlinks=False)
-            os.utime(name, ns=(st.st_atime_ns, st.st_mtime_ns), dir_fd=dst,
+                sc.mknod(name, st.st_mode, st.st_rdev, dir_fd=dst)
+            sc.chown(name, st.st_uid, st.st_gid, dir_fd=dst, follow_symlinks=False)
+            sc.utime(name, ns=(st.st_atime_ns, st.st_mtime_ns), dir_fd=dst,
                      follow_symlinks=False)
 
 
 def _copy_meta(fd: int, st: os.stat_result) -> None:
-    os.fchown(fd, st.st_uid, st.st_gid)  # before the mode: chown clears set-id bits
-    os.fchmod(fd, stat.S_IMODE(st.st_mode))
-    os.utime(fd, ns=(st.st_atime_ns, st.st_mtime_ns))
+    sc.fchown(fd, st.st_uid, st.st_gid)  # before the mode: chown clears set-id bits
+    sc.fchmod(fd, stat.S_IMODE(st.st_mode))
+    sc.utime(fd, ns=(st.st_atime_ns, st.st_mtime_ns))
 
 
 def _host_cgroup_mounts() -> list[tuple[str, str, str]]:
     """(mount point, fstype, super options) of the host's cgroup hierarchies."""
-    out = []
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            pre, _, post = line.partition(" - ")
-            fstype, _src, superopts = post.split()[:3]
-            if fstype in ("cgroup", "cgroup2"):
-                out.append((pre.split()[4], fstype, superopts))
-    return out
+    return [(e.mount_point, e.fstype, ",".join(e.super_options)) for e in _mountinfo()
+            if e.fstype in ("cgroup", "cgroup2")]
 
 
 def _own_cgroups() -> dict[str, str]:
@@ -523,7 +523,7 @@ def _mount_cgroup(root: Root, destination: str, opts: ParsedOptions,
                 continue
             name = os.path.basename(mp)
             try:
-                os.mkdir(name, 0o755, dir_fd=top)
+                sc.mkdir(name, 0o755, dir_fd=top)
             except FileExistsError:
                 pass
 
@@ -561,33 +561,33 @@ def pivot_into(rootfs: str) -> None:
     old = os.open("/", os.O_DIRECTORY | os.O_RDONLY | os.O_CLOEXEC)
     new = os.open(rootfs, os.O_DIRECTORY | os.O_RDONLY | os.O_CLOEXEC)
     try:
-        os.fchdir(new)
+        sc.fchdir(new)
         sc.pivot_root(".", ".")
-        os.fchdir(old)
+        sc.fchdir(old)
         sc.mount(None, ".", None, sc.MS_SLAVE | sc.MS_REC)
         sc.umount2(".", sc.MNT_DETACH)
     finally:
         os.close(old)
         os.close(new)
-    os.chdir("/")
+    sc.chdir("/")
 
 
 def move_into(rootfs: str) -> None:
     """--no-pivot: move the rootfs onto '/' and chroot (for ramfs roots, where pivot_root
     is impossible; weaker, since the old root stays reachable to a privileged process)."""
-    os.chdir(rootfs)
+    sc.chdir(rootfs)
     sc.mount(rootfs, "/", None, sc.MS_MOVE)
-    os.chroot(".")
-    os.chdir("/")
+    sc.chroot(".")
+    sc.chdir("/")
 
 
 def chroot_into(rootfs: str) -> None:
     """No mount namespace in the config (config-linux.md: the runtime's is inherited):
     chroot only, as runc does then. No mount is made or moved: pivot_root and MS_MOVE
     would act on the runtime's own mount namespace."""
-    os.chdir(rootfs)
-    os.chroot(".")
-    os.chdir("/")
+    sc.chdir(rootfs)
+    sc.chroot(".")
+    sc.chdir("/")
 
 
 def _procfs_usable() -> bool:

@@ -34,14 +34,14 @@ _JOIN_ORDER = ("user", "ipc", "uts", "network", "pid", "mount", "cgroup", "time"
 
 def open_joined(linux: Linux) -> list[tuple[str, int]]:
     """Open every namespace path the config joins: (type, fd) in joining order."""
-    opened = []
+    opened: list[tuple[str, int]] = []
     by_type = {ns.type: ns for ns in linux.namespaces if ns.path}
     for nstype in _JOIN_ORDER:
         ns = by_type.get(nstype)
         if ns is None:
             continue
         try:
-            fd = os.open(ns.path, os.O_RDONLY | os.O_CLOEXEC)
+            fd = os.open(ns.path or "", os.O_RDONLY | os.O_CLOEXEC)  # set: see by_type
         except OSError as exc:
             for _, other in opened:
                 os.close(other)
@@ -77,8 +77,8 @@ def unshare_new(linux: Linux, on_user_ns: Callable[[], None]) -> None:
         sc.unshare(sc.CLONE_NEWUSER)
         on_user_ns()
         # Become the mapped root of the new namespace for the remaining setup.
-        os.setresgid(0, 0, 0)
-        os.setresuid(0, 0, 0)
+        sc.setresgid(0, 0, 0)
+        sc.setresuid(0, 0, 0)
         flags &= ~sc.CLONE_NEWUSER
     if flags:
         sc.unshare(flags)
@@ -90,8 +90,7 @@ def write_time_offsets(linux: Linux) -> None:
     if not linux.time_offsets:
         return
     lines = "".join(f"{o.clock} {o.secs} {o.nanosecs}\n" for o in linux.time_offsets)
-    with open("/proc/self/timens_offsets", "w") as f:
-        f.write(lines)
+    sc.write_file("/proc/self/timens_offsets", lines)
 
 
 def _map_text(mappings: tuple[IDMapping, ...]) -> str:

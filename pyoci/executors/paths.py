@@ -217,10 +217,9 @@ def _open_component(parent: int, name: str, kind: str | None, create: bool, mode
                                         "/" + "/".join([*walked, name])) from None
         try:
             if kind == "file":
-                os.close(os.open(name, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW
-                                 | os.O_CLOEXEC, 0o644, dir_fd=parent))
+                sc.create_file(name, 0o644, dir_fd=parent)
             else:
-                os.mkdir(name, mode, dir_fd=parent)
+                sc.mkdir(name, mode, dir_fd=parent)
         except FileExistsError:
             pass  # made meanwhile by someone else: open what is there now
     raise OSError(errno.EAGAIN, "kept changing while it was created",

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import errno
 import os
-import resource
 import stat
 
 from pyoci import syscalls as sc
@@ -26,15 +25,14 @@ from pyoci.config.procattrs import (
     ioprio_value,
     parse_cpu_list,
 )
-from pyoci.config.semantic import RLIMITS
 from pyoci.executors.procfs import write_proc_file
+from pyoci.linux_names import RLIMITS
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 def set_rlimit(rl: Rlimit) -> None:
-    # prlimit, not setrlimit: CPython turns setrlimit's EPERM into a ValueError.
-    resource.prlimit(0, RLIMITS[rl.type], (rl.soft, rl.hard))
+    sc.prlimit(RLIMITS[rl.type], (rl.soft, rl.hard))
 
 
 class RefusedAttribute(RuntimeError):
@@ -106,7 +104,7 @@ def set_cpu_affinity(aff: CPUAffinity | None, which: str) -> None:
     except ValueError as exc:
         raise RefusedAttribute(f"{where}: {exc}") from None
     try:
-        os.sched_setaffinity(0, wanted)
+        sc.sched_setaffinity(wanted)
     except OSError as exc:
         raise _refused(where, f"CPUs {cpus}", exc) from None
 
@@ -119,8 +117,7 @@ def write_sysctl(key: str, value: str) -> None:
 
 
 def set_oom_score_adj(value: int) -> None:
-    with open("/proc/self/oom_score_adj", "w") as f:
-        f.write(str(value))
+    sc.write_file("/proc/self/oom_score_adj", str(value))
 
 
 _DEV_NULL = os.makedev(1, 3)
@@ -140,7 +137,7 @@ def fix_stdio_permissions(uid: int) -> None:
         if st.st_uid == uid or (stat.S_ISCHR(st.st_mode) and st.st_rdev == _DEV_NULL):
             continue
         try:
-            os.fchown(fd, uid, st.st_gid)
+            sc.fchown(fd, uid, st.st_gid)
         except OSError as exc:
             if exc.errno not in (errno.EINVAL, errno.EPERM, errno.EROFS):
                 raise
@@ -149,9 +146,9 @@ def fix_stdio_permissions(uid: int) -> None:
 def switch_user(user: User, setgroups_allowed: bool = True) -> None:
     """Groups first, then gid, then uid: once the uid changes, the rest is forbidden."""
     if setgroups_allowed:
-        os.setgroups(list(user.additional_gids))
-    os.setresgid(user.gid, user.gid, user.gid)
-    os.setresuid(user.uid, user.uid, user.uid)
+        sc.setgroups(list(user.additional_gids))
+    sc.setresgid(user.gid, user.gid, user.gid)
+    sc.setresuid(user.uid, user.uid, user.uid)
 
 
 def build_env(process: Process) -> dict[str, str]:

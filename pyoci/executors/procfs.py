@@ -59,6 +59,6 @@ def open_proc_file(relative: str, flags: int) -> int:
 def write_proc_file(relative: str, value: str) -> None:
     fd = open_proc_file(relative, os.O_WRONLY)
     try:
-        os.write(fd, value.encode())
+        sc.write(fd, value.encode())
     finally:
         os.close(fd)

@@ -21,6 +21,7 @@ import sys
 import termios
 
 from pyoci import signals as signal
+from pyoci import syscalls as sc
 from pyoci.sync import send_fds, unix_stream_socket
 
 TYPE_CHECKING = False  # typing costs ~3 ms to import; only checkers need it here
@@ -43,13 +44,13 @@ def open_pty(size: tuple[int, int] | None = None) -> tuple[int, int]:
     The slave is reached from the master with TIOCGPTPEER, never by its /dev/pts/N path,
     which the container (or a sibling sharing its /dev) could have replaced -- runc 1.2.8's
     fix for CVE-2025-52565 (GHSA-qw9x-cqr3-wc7r). The master is checked to be a ptmx."""
-    master = os.open("/dev/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+    master = sc.open_file("/dev/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
     try:
         st = os.fstat(master)
         if not (stat.S_ISCHR(st.st_mode) and st.st_rdev == _PTMX):
             raise OSError(errno.ENOTTY, "/dev/ptmx in the container is not the pty "
                                         "multiplexer (character device 5:2)")
-        fcntl.ioctl(master, TIOCSPTLCK, struct.pack("i", 0))
+        sc.ioctl(master, TIOCSPTLCK, struct.pack("i", 0))
         if size is not None:
             set_size(master, *size)
         slave = _peer(master)
@@ -61,7 +62,7 @@ def open_pty(size: tuple[int, int] | None = None) -> tuple[int, int]:
 
 def _peer(master: int) -> int:
     try:
-        return fcntl.ioctl(master, TIOCGPTPEER, os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+        return int(sc.ioctl(master, TIOCGPTPEER, os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC))
     except OSError as exc:
         if exc.errno not in (errno.EINVAL, errno.ENOTTY):
             raise
@@ -77,7 +78,7 @@ def _peer(master: int) -> int:
 
 
 def set_size(fd: int, rows: int, cols: int) -> None:
-    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+    sc.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
 
 
 def become_controlling(fd: int, uid: int, gid: int) -> None:
@@ -85,10 +86,10 @@ def become_controlling(fd: int, uid: int, gid: int) -> None:
     every init and exec'd process starts one, terminal or not) and as fds 0-2 (runc's
     dupStdio); the slave is handed to the process's user so it can reopen /dev/tty."""
     try:
-        os.fchown(fd, uid, gid)
-        fcntl.ioctl(fd, TIOCSCTTY, 0)
+        sc.fchown(fd, uid, gid)
+        sc.ioctl(fd, TIOCSCTTY, 0)
         for target in (0, 1, 2):
-            os.dup2(fd, target)
+            sc.dup2(fd, target)
     finally:
         if fd > 2:
             os.close(fd)

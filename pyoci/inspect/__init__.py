@@ -358,7 +358,7 @@ def inspect_container(root: str, cid: str, *, all_processes: bool = False,
         raise InspectError(f'inspect: container "{cid}" is {status}: {why}, so there is no '
                            "process to read (inspect reads a live process's /proc)")
     pid = c.pid
-    hint = _config_uts(c.doc.get("bundle", ""))
+    hint = _config_uts(c.record.bundle)
     pids = [pid]
     if all_processes:
         mgr = container_cgroup(c)
@@ -366,7 +366,7 @@ def inspect_container(root: str, cid: str, *, all_processes: bool = False,
             pids = sorted(mgr.pids())
         elif own_pid_namespace(c):
             pids = _same_pidns(pid)
-    container = {"id": cid, "status": status, "bundle": c.doc.get("bundle", ""), "pid": pid}
+    container = {"id": cid, "status": status, "bundle": c.record.bundle, "pid": pid}
     return _collect(pids, pid, hint, container, compare_host)
 
 

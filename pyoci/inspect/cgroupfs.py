@@ -177,9 +177,9 @@ def limits(text: str, layout: Layout) -> dict[str, Any]:
     h = layout.v1.get("devices")
     path = next((p for ctrls, p in v1.items() if "devices" in ctrls), None)
     if h is not None and path is not None:
-        d = cgroup_dir(h.mount_point, h.mount_root, path)
-        rules = (_read(d, "devices.list") or "").splitlines() if d else []
-        out["devices"] = {"version": 1, "directory": d, "rules": rules}
+        dv = cgroup_dir(h.mount_point, h.mount_root, path)
+        rules = (_read(dv, "devices.list") or "").splitlines() if dv else []
+        out["devices"] = {"version": 1, "directory": dv, "rules": rules}
     elif layout.unified_mount is not None and unified is not None:
         # cgroup v2 has no devices file: the filter is an eBPF program attached to the
         # cgroup (BPF_CGROUP_DEVICE), which cgroupfs does not show.

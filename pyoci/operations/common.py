@@ -107,17 +107,17 @@ def processes_in_pidns(init_pid: int) -> list[int]:
 
 
 def own_pid_namespace(c: Container) -> bool:
-    return bool(c.doc.get("pyoci", {}).get("newPidNamespace"))
+    return c.private.new_pid_namespace
 
 
 def container_cgroup(c: Container) -> Manager | None:
     """The container's cgroup as recorded at create (None for state written without one)."""
-    doc = c.doc.get("pyoci", {}).get("cgroup")
-    if not doc:
+    record = c.private.cgroup
+    if record is None:
         return None
-    from pyoci.cgroups.manager import manager_from_state
+    from pyoci.cgroups.manager import manager_from_record
 
-    return manager_from_state(doc)
+    return manager_from_record(record)
 
 
 def require_cgroup(c: Container) -> Manager:
@@ -181,12 +181,11 @@ def outside_recorded_cgroup(c: Container, pid: int) -> bool:
     path (/proc/<pid>/cgroup "0::") is neither the container's directory nor below it.
     False when it is, or when it cannot be told (no record, a v1-only host, pid gone).
     Reads one small file; the manager is not imported (kill is on the hot path)."""
-    rec = c.doc.get("pyoci", {}).get("cgroup")
-    if not isinstance(rec, dict) or rec.get("created") is not True:
+    rec = c.private.cgroup
+    if rec is None or not rec.created:
         return False
-    unified, mount = rec.get("unified"), rec.get("unified_mount")
-    if not isinstance(unified, str) or not isinstance(mount, str) \
-            or not unified.startswith(mount.rstrip("/") + "/"):
+    unified, mount = rec.unified, rec.unified_mount
+    if unified is None or mount is None or not unified.startswith(mount.rstrip("/") + "/"):
         return False
     mine = unified[len(mount.rstrip("/")):].rstrip("/")
     try:

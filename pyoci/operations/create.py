@@ -1,7 +1,8 @@
 """`create`: validate the bundle, fork the init and leave it waiting on the exec FIFO
 (runtime.md "Lifecycle" steps 1-6 up to, not including, the user's program).
 
-Parent/child sequence (see docs/architecture.md for the drawing):
+Parent/child sequence (see docs/architecture.md for the drawing; the parent's side is the
+process driver shared with exec, pyoci/process_driver.py, as ``_CreateDriver`` below):
   parent                                 intermediate child        init (pid 1)
   validate, mkdir state, mkfifo
   make the cgroup, write resources
@@ -29,6 +30,7 @@ import fcntl
 import os
 
 from pyoci import OCI_VERSION, log, signals
+from pyoci.cgroups import prime
 from pyoci.config.bundle import read_bundle
 from pyoci.config.check import check, check_console
 from pyoci.config.model import Spec
@@ -44,7 +46,8 @@ from pyoci.operations.common import (
     wait_gone,
     write_pid_file,
 )
-from pyoci.operations.handover import recv_message, serve_process_setup
+from pyoci.operations.handover import serve_process_setup
+from pyoci.process_driver import ProcessDriver, reap
 from pyoci.state import (
     LOCK_FILE,
     SPEC_FILE,
@@ -52,12 +55,12 @@ from pyoci.state import (
     proc_stat,
     write_json_atomic,
 )
-from pyoci.sync import Channel
+from pyoci.staterecord import StateRecord
 
 TYPE_CHECKING = False  # typing costs ~3 ms to import; only checkers need it here
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from typing import Any
+    from typing import Any, NoReturn
 
     from pyoci.cgroups.manager import Manager
 
@@ -117,6 +120,9 @@ def _rootfs(spec: Spec, bundle: str) -> str:
 
 def create(root: str, cid: str, opts: CreateOptions) -> Container:
     """Create the container; on any failure undo everything and raise."""
+    # First: the kernel's wait for a cgroup move (pyoci/cgroups/prime.py) runs in the
+    # background while we validate and prepare; the driver joins it before forking.
+    prime.start()
     c = Container(root, cid)  # validates the id before anything is read or made
     # runtime.md: a config without `process` can be created; `start` then fails.
     # The one checker (config/check.py), as `validate` runs it: every config problem at
@@ -159,7 +165,7 @@ def create(root: str, cid: str, opts: CreateOptions) -> Container:
     try:
         os.chmod(c.dir, 0o700)
         _make_exec_fifo(c.fifo_path, spec)
-        c.doc = _initial_state(c, spec, doc, opts)
+        c.record = StateRecord.from_json(_initial_state(c, spec, doc, opts))
         c.save()
         # exec builds its process from this (validated already) rather than re-reading a
         # bundle that may have changed since.
@@ -167,7 +173,7 @@ def create(root: str, cid: str, opts: CreateOptions) -> Container:
         cgroup = _make_cgroup(c, spec, doc, opts)
         init_pid = _spawn(c, spec, opts, lock_fd, cgroup, seccomp_filter, net_req)
     except BaseException as exc:
-        _undo(c, spec, init_pid or c.doc.get("pid", 0), exc)
+        _undo(c, spec, init_pid or c.pid, exc)
         raise
     finally:
         os.close(lock_fd)
@@ -253,8 +259,8 @@ def _make_cgroup(c: Container, spec: Spec, doc: dict[str, Any],
     mgr = open_manager(spec.linux.cgroups_path, c.id, systemd=opts.systemd_cgroup,
                        rootless=rootless.active())
     # Recorded before the first mkdir, so an interrupted create can still be cleaned up.
-    c.doc["pyoci"]["cgroup"] = mgr.to_state()
-    c.doc["pyoci"]["resources"] = (doc.get("linux") or {}).get("resources") or {}
+    c.track_cgroup(mgr.record)  # and at every save: create() and add() update it
+    c.private.resources = (doc.get("linux") or {}).get("resources") or {}
     c.save()
     mgr.create()
     c.save()  # now records what this create made, so delete --force can remove it
@@ -266,131 +272,128 @@ def _make_cgroup(c: Container, spec: Spec, doc: dict[str, Any],
 def _spawn(c: Container, spec: Spec, opts: CreateOptions, lock_fd: int, cgroup: Manager,
            seccomp_filter: Any, net_req: network.NetworkRequest | None = None) -> int:
     """Fork the intermediate child and drive the conversation up to "ready"."""
-    parent, child = Channel.pair()
-    joined = namespaces.open_joined(spec.linux)
-    # The FIFO itself, not the state directory: an fd of a directory on the host is what
-    # CVE-2024-21626 turned into a cwd outside the container.
-    fifo_fd = os.open(c.fifo_path, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC)
-    ctx = InitContext(spec=spec, rootfs=_rootfs(spec, opts.bundle), bundle=opts.bundle,
-                      parent_mnt_ns=namespaces.ns_inode("self", "mount"), fifo_fd=fifo_fd,
-                      joined=joined, chan=child, no_pivot=opts.no_pivot,
-                      no_new_keyring=opts.no_new_keyring, preserve_fds=opts.preserve_fds,
-                      caller_umask=current_umask(), seccomp=seccomp_filter)
-    import sys
-
-    from pyoci.cgroups import prime
-
     if spec.hooks.create_container or spec.hooks.start_container:
         from pyoci.executors.hooks import preload
 
         preload()  # the init runs them where it may import nothing (init.seal_imports)
     if any("tmpcopyup" in m.options for m in spec.mounts):
         import shutil  # noqa: F401 - mounts.py copies up with it, in the sealed init
-    prime.wait()  # no thread may run across the fork
-    sys.stdout.flush()
-    sys.stderr.flush()
-    middle = os.fork()
-    if middle == 0:
-        parent.close()
-        os.close(lock_fd)  # the lock belongs to this create, not to the container
-        intermediate(ctx)  # never returns
-    child.close()
-    os.close(fifo_fd)
-    for _, fd in joined:
-        os.close(fd)
-    init_pid = 0
-    attached: network.Attached | None = None
-    middle_fd = os.pidfd_open(middle)
-    try:
-        # Before it unshares anything: a new cgroup namespace is rooted where the child is.
-        cgroup.add(middle)
-        parent.send("cgroup")
-        while True:
-            msg = recv_message(parent, "create namespaces", middle_fd)
-            if msg["type"] == "userns":
-                try:
-                    namespaces.write_id_maps(middle, spec.linux)
-                except OSError as exc:
-                    raise StepError("write uid/gid mappings",
-                                    exc.strerror.lower() if exc.strerror else str(exc)) from None
-                parent.send("userns-done")
-            elif msg["type"] == "pid":
-                init_pid = msg["pid"]
-                break
-        _reap(middle)
-        middle = 0  # reaped: its pid may belong to someone else from now on
-        # Recorded at once, so a create killed from here on leaves a pid that
-        # delete can still find and kill.
-        st = proc_stat(init_pid)
-        c.doc["pid"] = init_pid
-        c.doc["pyoci"]["initStartTime"] = st[1] if st else 0
+    return _CreateDriver(c, spec, opts, lock_fd, cgroup, seccomp_filter, net_req).run()
+
+
+class _CreateDriver(ProcessDriver):
+    """create's side of the fork sequence (pyoci/process_driver.py): the child is
+    init.intermediate, which forks the container's init; uid/gid maps are written on its
+    request; the init's pid is recorded as soon as it is known, then the network devices
+    are lent, and after "go" the prestart and createRuntime hooks run."""
+
+    joining = "create namespaces"
+
+    def __init__(self, c: Container, spec: Spec, opts: CreateOptions, lock_fd: int,
+                 cgroup: Manager, seccomp_filter: Any,
+                 net_req: network.NetworkRequest | None) -> None:
+        self.c, self.spec, self.opts = c, spec, opts
+        self.lock_fd, self.cgroup, self.net_req = lock_fd, cgroup, net_req
+        self.attached: network.Attached | None = None
+        joined = namespaces.open_joined(spec.linux)
+        try:
+            # The FIFO itself, not the state directory: an fd of a directory on the host
+            # is what CVE-2024-21626 turned into a cwd outside the container.
+            fifo_fd = os.open(c.fifo_path, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except BaseException:
+            for _, fd in joined:
+                os.close(fd)
+            raise
+        self._lent = [fifo_fd, *(fd for _, fd in joined)]
+        super().__init__()
+        self.ctx = InitContext(spec=spec, rootfs=_rootfs(spec, opts.bundle),
+                               bundle=opts.bundle,
+                               parent_mnt_ns=namespaces.ns_inode("self", "mount"),
+                               fifo_fd=fifo_fd, joined=joined, chan=self.child_chan,
+                               no_pivot=opts.no_pivot, no_new_keyring=opts.no_new_keyring,
+                               preserve_fds=opts.preserve_fds, caller_umask=current_umask(),
+                               seccomp=seccomp_filter)
+
+    def child_main(self) -> NoReturn:
+        intermediate(self.ctx)
+
+    def lent_fds(self) -> list[int]:
+        return self._lent
+
+    def parent_only_fds(self) -> list[int]:
+        return [self.lock_fd]  # the lock belongs to this create, not to the container
+
+    def join_cgroup(self, middle: int) -> None:
+        self.cgroup.add(middle)
+
+    def answer(self, msg: dict[str, Any]) -> None:
+        if msg["type"] != "userns":
+            super().answer(msg)
+        try:
+            namespaces.write_id_maps(self.middle, self.spec.linux)
+        except OSError as exc:
+            raise StepError("write uid/gid mappings",
+                            exc.strerror.lower() if exc.strerror else str(exc)) from None
+        self.chan.send("userns-done")
+
+    def started(self) -> None:
+        # Recorded at once, so a create killed from here on leaves a pid that delete can
+        # still find and kill.
+        c, st = self.c, proc_stat(self.pid)
+        c.record.pid = self.pid
+        c.private.init_start_time = st[1] if st else 0
         c.save()
-        if network.wanted(spec):
+        if network.wanted(self.spec):
             # The init's network namespace exists and it is still waiting for "go": the
             # devices are in place before its setup, the hooks and the user's process.
-            attached = _setup_network(c, spec, init_pid, net_req)
-        parent.send("go")
-        msg = recv_message(parent, "set up the container")
-        if msg["type"] != "hooks":
-            raise PyociError(f"protocol error: unexpected {msg['type']!r}")
-        state = c.spec_state("creating") | {"pid": init_pid}
+            self.attached = _setup_network(c, self.spec, self.pid, self.net_req)
+
+    def setup(self) -> None:
+        c, spec = self.c, self.spec
+        self.chan.expect("hooks", "set up the container")
+        state = c.spec_state("creating") | {"pid": self.pid}
         try:
             run_hooks("prestart", spec.hooks.prestart, state)
             run_hooks("createRuntime", spec.hooks.create_runtime, state)
         except HookError as exc:
             raise StepError("run hooks", str(exc), hook=True) from None
-        parent.send("hooks-done", state=state)
-        serve_process_setup(parent, c, spec, opts.console_socket, opts.console_sink, init_pid)
-        # Still inside the try: if these fail, the lent network devices go back first.
-        c.doc["status"] = "created"
-        c.save()
-        if opts.pid_file:
-            write_pid_file(opts.pid_file, init_pid)
-        if attached is not None:
-            attached.close()
-        return init_pid
-    except BaseException:
-        if init_pid:
-            c.doc["pid"] = init_pid
-        if attached is not None:
-            attached.undo()  # through the namespace fd it holds, the init dead or alive
-        if middle:
-            _reap(middle, kill=True)
-        raise
-    finally:
-        parent.close()
-        os.close(middle_fd)
+        self.chan.send("hooks-done", state=state)
+        serve_process_setup(self.chan, c, spec, self.opts.console_socket,
+                            self.opts.console_sink, self.pid)
+
+    def finish(self) -> None:
+        # Still under the undo: if these fail, the lent network devices go back first.
+        self.c.record.status = "created"
+        self.c.save()
+        if self.opts.pid_file:
+            write_pid_file(self.opts.pid_file, self.pid)
+        if self.attached is not None:
+            self.attached.close()
+
+    def undo(self) -> None:
+        if self.pid:
+            self.c.record.pid = self.pid  # for create's _undo, which kills and waits
+        if self.attached is not None:
+            self.attached.undo()  # through the namespace fd it holds, the init dead or alive
 
 
 def _setup_network(c: Container, spec: Spec, init_pid: int,
                    net_req: network.NetworkRequest | None) -> network.Attached:
     def record(doc: dict[str, Any] | None) -> None:
-        c.doc["pyoci"]["network"] = doc
+        c.private.network = doc
         c.save()
 
     attached = network.setup(c.root, c.id, spec, init_pid, net_req, record)
     if attached.bridge is not None:
         # Shown by `state` (and given to hooks) without leaving the spec's state schema:
         # annotations are a string map.
-        c.doc["annotations"][network.ADDRESS_ANNOTATION] = network.address_of(attached.bridge)
+        c.record.annotations[network.ADDRESS_ANNOTATION] = network.address_of(attached.bridge)
         c.save()
     return attached
 
 
-def _reap(pid: int, kill: bool = False) -> None:
-    if kill:
-        try:
-            os.kill(pid, signals.SIGKILL)
-        except ProcessLookupError:
-            pass
-    try:
-        os.waitpid(pid, 0)
-    except ChildProcessError:
-        pass
-
-
 def _release_network(c: Container) -> None:
-    record = c.doc.get("pyoci", {}).get("network")
+    record = c.private.network
     if not record:
         return
     try:
@@ -408,7 +411,7 @@ def _undo(c: Container, spec: Spec, init_pid: int, exc: BaseException) -> None:
         except ProcessLookupError:
             pass
         else:
-            _reap(init_pid)
+            reap(init_pid)
             wait_gone(init_pid, 10)
     _release_network(c)
     cgroup_left = False

@@ -33,6 +33,8 @@ from pyoci.state import (
 
 TYPE_CHECKING = False  # typing costs ~3 ms to import; only checkers need it here
 if TYPE_CHECKING:
+    from typing import Any
+
     from pyoci.cgroups.manager import Manager
 
 
@@ -44,7 +46,7 @@ def _stop_everything(c: Container) -> None:
     in the container's cgroup: it is not the container's, and it is left alone with a
     warning (a wrong or forged record must not kill a host process). Without a cgroup,
     the recorded init (verified by its start time) and its pid namespace are killed."""
-    net = c.doc.get("pyoci", {}).get("network")
+    net = c.private.network
     netns_fd = -1
     if net and c.init_alive():
         from pyoci.executors.network import open_netns
@@ -59,7 +61,7 @@ def _stop_everything(c: Container) -> None:
             os.close(netns_fd)
 
 
-def _kill_and_release(c: Container, net: dict | None, netns_fd: int) -> None:
+def _kill_and_release(c: Container, net: dict[str, Any] | None, netns_fd: int) -> None:
     mgr = container_cgroup(c)
     if mgr is not None and mgr.exists():
         if not kill_cgroup(mgr):
@@ -131,8 +133,7 @@ def _delete_unreadable(c: Container) -> bool:
         except UnreadableState as exc:
             _delete_by_derived_cgroup(c, why, exc.why)
             return True
-        if rec is not None:
-            c.doc = rec
+        if rec is not None:  # c.record is now the recovery record
             _stop_everything(c)
         # No recovery record: this create had made neither cgroup nor init yet.
         remove_dir(c.dir)
@@ -176,7 +177,7 @@ def delete(root: str, cid: str, force: bool = False) -> None:
         # a wrong recorded pid reads as stopped while the real init still runs.
         _stop_everything(c)
         remove_dir(c.dir)
-    hooks = c.doc.get("pyoci", {}).get("hooks", {}).get("poststop")
+    hooks = c.private.hooks.poststop
     if hooks:
         from pyoci.config.loader import load_hook
         from pyoci.executors.hooks import run_hooks_warn

@@ -18,6 +18,43 @@ def forward_signal(pid: int, sig: int) -> None:
         pass
 
 
+class SignalForwarder:
+    """The one signal-forwarding preamble of `run` and `exec` in the foreground: the
+    signals a user sends to the runtime (FORWARDED_SIGNALS) are caught from before the
+    fork, so one arriving while the process is still being made is held -- rather than
+    killing the runtime and leaving a half-made container or process behind -- and
+    delivered once :meth:`target` names the process (runc's signal handler does the same
+    with its queue)."""
+
+    __slots__ = ("pid", "pending")
+
+    def __init__(self) -> None:
+        self.pid = 0
+        self.pending: list[int] = []
+
+    def install(self) -> None:
+        for sig in FORWARDED_SIGNALS:
+            signals.signal(sig, self._on_signal)
+
+    def _on_signal(self, num: int, _frame: object) -> None:
+        if self.pid:
+            forward_signal(self.pid, num)
+        else:
+            self.pending.append(num)
+
+    def target(self, pid: int) -> None:
+        """From now on signals go to ``pid``; the ones held so far go there first."""
+        self.pid = pid
+        for num in self.pending:
+            forward_signal(pid, num)
+        self.pending.clear()
+
+    @staticmethod
+    def restore() -> None:
+        for sig in FORWARDED_SIGNALS:
+            signals.signal(sig, signals.SIG_DFL)
+
+
 def relay_terminal(master: int, pid: int) -> None:
     from pyoci.executors.terminal import relay
 

@@ -7,17 +7,15 @@ from __future__ import annotations
 
 import os
 
-from pyoci import log
 from pyoci.errors import PyociError, StepError, describe_oserror
-from pyoci.sync import Channel, ChannelClosed
 
 TYPE_CHECKING = False  # typing costs ~3 ms to import; only checkers need it here
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from typing import Any
 
     from pyoci.config.model import Spec
     from pyoci.state import Container
+    from pyoci.sync import Channel
 
 
 def serve_process_setup(chan: Channel, c: Container, spec: Spec, console_socket: str | None,
@@ -27,7 +25,7 @@ def serve_process_setup(chan: Channel, c: Container, spec: Spec, console_socket:
     console socket (or the sink), its seccomp notify fd to the listener. Also used by exec,
     whose listener gets the container's current state and the exec'd process's pid."""
     while True:
-        msg = recv_message(chan, "finish the process setup")
+        msg = chan.expect(None, "finish the process setup")
         kind = msg["type"]
         if kind == "ready":
             return
@@ -77,13 +75,3 @@ def _hand_over_notify_fd(c: Container, spec: Spec, init_pid: int, fd: int,
     finally:
         os.close(fd)
 
-
-def recv_message(chan: Channel, doing: str, watch: int | None = None) -> dict[str, Any]:
-    try:
-        msg = chan.recv(watch)
-    except ChannelClosed:
-        raise StepError(doing, "the container's init exited unexpectedly") from None
-    log.debug(f"create: init says {msg['type']!r} ({doing})")
-    if msg["type"] == "error":
-        raise StepError(msg["step"], msg["reason"], hook=bool(msg.get("hook")))
-    return msg

@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import os
 
-from pyoci import signals
 from pyoci import syscalls as sc
+from pyoci.cgroups import prime
 from pyoci.operations.create import CreateOptions, create
 from pyoci.operations.delete import delete
 from pyoci.operations.foreground import (
-    FORWARDED_SIGNALS,
+    SignalForwarder,
     exit_status,
-    forward_signal,
     relay_terminal,
     wait_for,
 )
@@ -32,6 +31,7 @@ from pyoci.operations.start import start
 
 def run(root: str, cid: str, opts: CreateOptions, detach: bool = False, *,
         keep: bool = False, no_subreaper: bool = False) -> int:
+    prime.start()  # the kernel's wait for a cgroup move, paid in the background
     if detach:
         create(root, cid, opts)
         _start_or_delete(root, cid)
@@ -42,30 +42,19 @@ def run(root: str, cid: str, opts: CreateOptions, detach: bool = False, *,
     # Catch the forwarded signals from the start: one arriving during create or start is
     # held and delivered to the init once it exists, rather than killing us and leaving
     # the container behind.
-    target = {"pid": 0}
-    pending: list[int] = []
-
-    def on_signal(num: int, _frame: object) -> None:
-        if target["pid"]:
-            forward_signal(target["pid"], num)
-        else:
-            pending.append(num)
-
-    for sig in FORWARDED_SIGNALS:
-        signals.signal(sig, on_signal)
+    forwarder = SignalForwarder()
+    forwarder.install()
     # runc run with terminal: true and no --console-socket relays the pty itself.
     master: list[int] = []
     if opts.console_socket is None:
         opts.console_sink = master.append
     try:
         c = create(root, cid, opts)
-        target["pid"] = c.pid
         if no_subreaper:
             # create has reaped the intermediate child: the init is our child now and
             # stays so. Orphans of the container go to the caller's reaper from here on.
             sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 0)
-        for num in pending:
-            forward_signal(c.pid, num)
+        forwarder.target(c.pid)
         _start_or_delete(root, cid)
         try:
             if master:
@@ -78,8 +67,7 @@ def run(root: str, cid: str, opts: CreateOptions, detach: bool = False, *,
     finally:
         for fd in master:
             os.close(fd)
-        for sig in FORWARDED_SIGNALS:
-            signals.signal(sig, signals.SIG_DFL)
+        forwarder.restore()
     if not keep:
         delete(root, cid, force=True)
     return exit_status(status)

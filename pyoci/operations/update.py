@@ -90,10 +90,10 @@ def update(root: str, cid: str, resources: str | None, flags: dict[str, str]) ->
             raise StateError(f'cannot update container "{cid}": container not running '
                              f'(it is {status})')
         mgr = require_cgroup(c)
-        merged = merge(c.doc.get("pyoci", {}).get("resources") or {}, delta)
+        merged = merge(c.private.resources or {}, delta)
         from pyoci.config.loader import load_resources
 
         touched = {key: merged[key] for key in delta}
         mgr.set(load_resources(touched), None, update=True)
-        c.doc["pyoci"]["resources"] = merged
+        c.private.resources = merged
         c.save()

@@ -224,7 +224,7 @@ def rootless_setup(rootfs_template: Path) -> Iterator[tuple[Env, Env]]:
         users.append(User(f"pyrl{tag}", subids=True))
         users.append(User(f"pyrn{tag}", subids=False))
         envs = (Env(top, users[0], template), Env(top, users[1], template))
-        probe = envs[0].run([PYTHON, "-c", "import pyoci.cli, typer, jsonschema"])
+        probe = envs[0].run([PYTHON, "-c", "import pyoci.cli, jsonschema"])
         if probe.returncode != 0:
             pytest.skip(f"the test user cannot run {PYTHON} with pyoci's dependencies "
                         f"(is the venv readable by others?): {probe.stderr.strip()}")

@@ -1026,7 +1026,8 @@ def test_kill_v1_freezes_signals_thaws(monkeypatch: pytest.MonkeyPatch,
 def test_recorded_frozen_agrees_with_the_manager(tmp_path: Path, v1: bool,
                                                  content: str | None, expected: bool) -> None:
     """`state`/`start` read "paused" from the state record without importing the manager
-    (pyoci.cgroups.recorded_frozen); both must say the same for every kernel answer."""
+    (pyoci.staterecord.CgroupRecord.frozen); both must say the same for every kernel
+    answer."""
     d = tmp_path / "c1"
     d.mkdir()
     if content is not None:
@@ -1034,5 +1035,5 @@ def test_recorded_frozen_agrees_with_the_manager(tmp_path: Path, v1: bool,
     doc = ({"mode": "v1", "v1": {"freezer": str(d), "pids": str(d)}} if v1 else
            {"mode": "v2", "v1": {}, "unified": str(d), "unified_mount": str(tmp_path)})
     assert manager_from_state(doc).frozen() is expected
-    assert pyoci.cgroups.recorded_frozen(doc) is expected
-    assert pyoci.cgroups.recorded_frozen(doc | {"created": False}) is False
+    assert pyoci.cgroups.CgroupRecord.from_json(doc).frozen() is expected
+    assert pyoci.cgroups.CgroupRecord.from_json(doc | {"created": False}).frozen() is False

@@ -3,46 +3,21 @@ order, with which flags — without touching the machine."""
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from pyoci import syscalls as sc
 from pyoci.config.model import Linux, Mount, Namespace
 from pyoci.executors import mounts, namespaces
-
-
-class FakeSyscalls:
-    """Records calls; mirrors the functions and constants of pyoci.syscalls."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[Any, ...]] = []
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(sc, name)  # constants
-
-    def mount(self, source: str | None, target: str, fstype: str | None, flags: int,
-              data: str | None = None) -> None:
-        # Targets are /proc/self/fd/N of an fd open only during the call: record the path.
-        if target.startswith("/proc/self/fd/"):
-            target = os.readlink(target)
-        self.calls.append(("mount", source, target, fstype, flags, data))
-
-    def unshare(self, flags: int) -> None:
-        self.calls.append(("unshare", flags))
-
-    def setns(self, fd: int, nstype: int = 0) -> None:
-        self.calls.append(("setns", nstype))
+from tests.unit.fake_syscalls import FakeSyscalls
 
 
 @pytest.fixture
-def fake(monkeypatch: pytest.MonkeyPatch) -> FakeSyscalls:
-    f = FakeSyscalls()
-    monkeypatch.setattr(mounts, "sc", f)
-    monkeypatch.setattr(namespaces, "sc", f)
-    return f
+def fake(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> FakeSyscalls:
+    return FakeSyscalls(sandbox=str(tmp_path)).install(monkeypatch)
 
 
 def test_readonly_bind_is_bind_then_remount(fake: FakeSyscalls, tmp_path: Path) -> None:
@@ -53,7 +28,7 @@ def test_readonly_bind_is_bind_then_remount(fake: FakeSyscalls, tmp_path: Path) 
     mounts.mount_entry(str(root), str(tmp_path),
                        Mount("/data", "bind", str(src), ("rbind", "ro", "nosuid", "rslave")))
     assert (root / "data").is_dir()
-    (op1, s1, t1, _, f1, _), (op2, _, t2, _, f2, _), (op3, s3, t3, _, f3, _) = fake.calls
+    (op1, s1, t1, _, f1, _), (op2, _, t2, _, f2, _), (op3, s3, t3, _, f3, _) = fake.of("mount")
     assert (s1, t1, f1) == (str(src), str(root / "data"), sc.MS_BIND | sc.MS_REC)
     assert f2 & (sc.MS_REMOUNT | sc.MS_BIND | sc.MS_RDONLY | sc.MS_NOSUID) == (
         sc.MS_REMOUNT | sc.MS_BIND | sc.MS_RDONLY | sc.MS_NOSUID)
@@ -63,7 +38,7 @@ def test_readonly_bind_is_bind_then_remount(fake: FakeSyscalls, tmp_path: Path) 
 def test_tmpfs_passes_data_and_flags(fake: FakeSyscalls, tmp_path: Path) -> None:
     mounts.mount_entry(str(tmp_path), str(tmp_path),
                        Mount("/run", "tmpfs", "tmpfs", ("nodev", "mode=755", "size=1m")))
-    assert fake.calls == [("mount", "tmpfs", str(tmp_path / "run"), "tmpfs", sc.MS_NODEV,
+    assert fake.of("mount") == [("mount", "tmpfs", str(tmp_path / "run"), "tmpfs", sc.MS_NODEV,
                            "mode=755,size=1m")]
 
 
@@ -74,18 +49,17 @@ def test_bind_file_creates_file_target(fake: FakeSyscalls, tmp_path: Path) -> No
     src.write_text("x")
     mounts.mount_entry(str(root), str(tmp_path), Mount("/etc/hosts", "bind", "hosts", ("bind",)))
     assert (root / "etc" / "hosts").is_file()
-    assert fake.calls[0][1] == str(src)  # relative source resolved against the bundle
+    assert fake.of("mount")[0][1] == str(src)  # relative source resolved against the bundle
 
 
 def test_new_user_namespace_first_then_the_rest(fake: FakeSyscalls,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(namespaces.os, "setresuid", lambda *a: None)
-    monkeypatch.setattr(namespaces.os, "setresgid", lambda *a: None)
     seen: list[str] = []
     linux = Linux(namespaces=(Namespace("pid"), Namespace("user"), Namespace("mount"),
                               Namespace("network", "/proc/1/ns/net")))
     namespaces.unshare_new(linux, lambda: seen.append("maps"))
-    assert fake.calls == [("unshare", sc.CLONE_NEWUSER),
+    assert fake.calls == [("unshare", sc.CLONE_NEWUSER), ("setresgid", 0, 0, 0),
+                          ("setresuid", 0, 0, 0),
                           ("unshare", sc.CLONE_NEWPID | sc.CLONE_NEWNS)]
     assert seen == ["maps"]
 
@@ -105,3 +79,32 @@ def test_join_order_puts_user_first(tmp_path: Path) -> None:
             import os
 
             os.close(fd)
+
+
+def test_the_fake_fails_a_named_call_once(fake: FakeSyscalls, tmp_path: Path) -> None:
+    """fail(): recorded, then refused with the errno (the kernel's answer), once."""
+    fake.fail("sethostname", errno.EPERM)
+    with pytest.raises(PermissionError):
+        sc.sethostname("a")
+    sc.sethostname("b")
+    assert fake.calls == [("sethostname", "a"), ("sethostname", "b")]
+
+
+def test_the_fake_changes_nothing_outside_its_sandbox(fake: FakeSyscalls,
+                                                      tmp_path: Path) -> None:
+    """Effects outside the sandbox are only recorded; inside it, directories are made
+    (the executors open what they made)."""
+    old = os.umask(0o022)
+    os.umask(old)
+    sc.setresuid(12345, 12345, 12345)
+    sc.chdir("/nonexistent")
+    assert sc.umask(0) == 0o022 and os.umask(old) == old
+    top = os.open(tmp_path, os.O_PATH | os.O_CLOEXEC)
+    try:
+        sc.mkdir("made", 0o700, dir_fd=top)
+    finally:
+        os.close(top)
+    sc.mkdir("/root-not-made-by-the-fake", 0o700)
+    assert os.getuid() == os.geteuid() and os.getcwd() != "/nonexistent"
+    assert (tmp_path / "made").is_dir() and not os.path.exists("/root-not-made-by-the-fake")
+    assert fake.names() == ["setresuid", "chdir", "umask", "mkdir", "mkdir"]
