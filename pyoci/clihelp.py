@@ -1,4 +1,4 @@
-"""Help and shell completion, rendered from the command table (:mod:`pyoci.commands`).
+"""Help and shell completion, rendered from the command table (:mod:`pyoci.cli`).
 
 Imported only when help or a completion script is asked for: what `pyoci --help`, `pyoci
 COMMAND --help`, `pyoci help [COMMAND]` (runc's) and `pyoci completion bash` print is the
@@ -7,11 +7,11 @@ table itself, so a flag added to the table shows up in all of them and in the pa
 
 from __future__ import annotations
 
-from pyoci.commands import COMMANDS, GLOBAL_OPTS
+from pyoci.cli import COMMANDS, GLOBAL_OPTS
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from pyoci.commands import Command, Opt
+    from pyoci.cli import Command, Opt
 
 _WIDTH = 100
 

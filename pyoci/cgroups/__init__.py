@@ -3,7 +3,7 @@
 
 This module is imported on the hot path (kill, delete, pause), so it stays light: only the
 exception and thin entry points that import the manager lazily. The record of a container's
-cgroup in state.json is :class:`pyoci.staterecord.CgroupRecord` (parsed once, at load);
+cgroup in state.json is :class:`pyoci.state.CgroupRecord` (parsed once, at load);
 :func:`manager_from_record` turns it into a manager.
 """
 
@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from pyoci.errors import PyociError
 
-# The kernel's freezer answer is read where the record is parsed (pyoci/staterecord.py), so
+# The kernel's freezer answer is read where the record is parsed (pyoci/state.py), so
 # that `state` tells "paused" from the record without this package; re-exported here.
-from pyoci.staterecord import CgroupRecord, is_frozen, read_events
+from pyoci.state import CgroupRecord, is_frozen, read_events
 
 TYPE_CHECKING = False  # typing costs ~3 ms to import; only checkers need it here
 

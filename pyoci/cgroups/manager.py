@@ -29,7 +29,7 @@ from abc import ABC, abstractmethod
 
 from pyoci.cgroups import CgroupError, CgroupRecord, is_frozen, read_events
 from pyoci.errors import describe_oserror
-from pyoci.staterecord import CGROUP_MODES
+from pyoci.state import CGROUP_MODES
 
 TYPE_CHECKING = False  # typing costs ~3 ms to import; only checkers need it here
 

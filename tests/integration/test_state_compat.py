@@ -1,5 +1,5 @@
 """state.json across an upgrade (issue 14, item 5): a container whose record was written by
-pyoci before the typed record (pyoci/staterecord.py) -- or by an older one still, whose
+pyoci before the typed record (pyoci/state.py) -- or by an older one still, whose
 cgroup record had no created/parents/unified_base/planned -- is shown, paused and deleted
 as before, with nothing left behind; and what this version writes has the keys, in the
 order, that the older versions read.

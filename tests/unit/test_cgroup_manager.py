@@ -1026,7 +1026,7 @@ def test_kill_v1_freezes_signals_thaws(monkeypatch: pytest.MonkeyPatch,
 def test_recorded_frozen_agrees_with_the_manager(tmp_path: Path, v1: bool,
                                                  content: str | None, expected: bool) -> None:
     """`state`/`start` read "paused" from the state record without importing the manager
-    (pyoci.staterecord.CgroupRecord.frozen); both must say the same for every kernel
+    (pyoci.state.CgroupRecord.frozen); both must say the same for every kernel
     answer."""
     d = tmp_path / "c1"
     d.mkdir()

@@ -1,4 +1,4 @@
-"""The command table (pyoci/commands.py) and its one parser (pyoci/cli.py), issue 14:
+"""The command table and its one parser (pyoci/cli.py), issue 14:
 each command is defined once; parsing, help and completion are derived from the table."""
 
 from __future__ import annotations
@@ -10,9 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from pyoci import cli, clihelp, commands
-from pyoci.cli import UsageError, parse_options
-from pyoci.commands import COMMANDS, GLOBAL_OPTS, find
+from pyoci import cli, clihelp
+from pyoci.cli import COMMANDS, GLOBAL_OPTS, UsageError, find, parse_options
 from pyoci.operations.update import FLAGS
 
 REPO = Path(__file__).resolve().parents[2]
@@ -47,7 +46,7 @@ def test_runc_commands_are_all_there() -> None:
 
 def test_update_flags_are_the_operations() -> None:
     """update's resource flags are keyed as operations/update.FLAGS (no locals())."""
-    assert [o.dest for o in commands.UPDATE_FLAGS] == list(FLAGS)
+    assert [o.dest for o in cli.UPDATE_FLAGS] == list(FLAGS)
 
 
 def test_option_spellings() -> None:

@@ -1,7 +1,7 @@
 """The engine-facing hot path (state, kill, start, delete, create, exec, run, pause, resume,
 ps, list) must not import jsonschema, pyroute2 or attrs, nor typer/click: each costs tens to
 hundreds of milliseconds per call (issue 5). One parser over the command table
-(pyoci/commands.py) runs every command: help and usage errors too stay off typer/click."""
+(pyoci/cli.py) runs every command: help and usage errors too stay off typer/click."""
 
 from __future__ import annotations
 

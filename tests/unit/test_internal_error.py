@@ -10,7 +10,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 CODE = ("import sys; sys.argv = ['pyoci', 'state', 'x']\n"
-        "import pyoci.__main__ as m\n"
+        "import pyoci.cli as m\n"
         "def boom(argv):\n    raise TypeError('boom')\n"
         "m.run_argv = boom\nm.main()\n")
 

@@ -1,4 +1,4 @@
-"""The typed state record (pyoci/staterecord.py): one load, one save, and the JSON on disk
+"""The typed state record (pyoci/state.py): one load, one save, and the JSON on disk
 compatible both ways with what pyoci wrote before the record existed (issue 14, item 5).
 
 OLD_* are files written by pyoci at commit c0d0b5e (before the typed record), copied from
@@ -19,8 +19,7 @@ import pytest
 
 from pyoci import jsonio
 from pyoci.cgroups import CgroupError, manager_from_record, manager_from_state
-from pyoci.state import Container, UnreadableState
-from pyoci.staterecord import CgroupRecord, Hooks, PrivateState, StateRecord
+from pyoci.state import CgroupRecord, Container, Hooks, PrivateState, StateRecord, UnreadableState
 
 OLD_CREATED = (
     '{"ociVersion": "1.3.0", "id": "s19old-c1", "status": "created", "pid": 8169, '
