@@ -72,3 +72,7 @@ def printable(text: str) -> str:
     if text.isprintable():
         return text
     return "".join(c if c.isprintable() or c in "\n\t" else repr(c)[1:-1] for c in text)
+
+
+class HookError(PyociError):
+    """A hook failed (runtime.md "Lifecycle"): its message names the hook and the reason."""

@@ -16,9 +16,9 @@ from __future__ import annotations
 import os
 
 from pyoci import syscalls as sc
+from pyoci.child import _reset_signals, become_process, fork_child, seal_imports, step
 from pyoci.config.model import Personality, Process
 from pyoci.executors import namespaces, process
-from pyoci.init import _reset_signals, become_process, fork_child, seal_imports, step
 from pyoci.record import frozen
 from pyoci.sync import Channel
 

@@ -20,7 +20,6 @@ from pyoci.exec_child import ExecContext, exec_intermediate
 from pyoci.executors import namespaces
 from pyoci.operations.common import (
     check_preserved_fds,
-    container_cgroup,
     current_umask,
     write_pid_file,
 )
@@ -41,6 +40,7 @@ if TYPE_CHECKING:
     from typing import Any, NoReturn
 
     from pyoci.operations.exec import ExecOptions
+    from pyoci.state import CgroupRecord
 
 
 def _parse_user(text: str) -> tuple[int, int | None]:
@@ -158,10 +158,10 @@ def run_exec(root: str, cid: str, opts: ExecOptions) -> int:
     console = os.path.abspath(opts.console_socket) if opts.console_socket else None
     if not opts.detach:
         sc.set_child_subreaper()  # the process is our grandchild: let it come to us
-    mgr = container_cgroup(c)
-    if mgr is not None and not mgr.exists():
-        mgr = None
-    cgroup_dirs = _exec_cgroup_dirs(mgr, sub_cgroups)
+    record = c.private.cgroup  # the record, not the manager: its directories suffice
+    if record is not None and not record.exists():
+        record = None
+    cgroup_dirs = _exec_cgroup_dirs(record, sub_cgroups)
     return _spawn(c, spec, proc, opts, seccomp, console, cgroup_dirs)
 
 
@@ -205,7 +205,7 @@ def _sub_dir(base: str, sub: str) -> str:
     return path
 
 
-def _exec_cgroup_dirs(mgr: Any, sub: dict[str, str]) -> list[str]:
+def _exec_cgroup_dirs(mgr: CgroupRecord | None, sub: dict[str, str]) -> list[str]:
     """The directories, one per hierarchy, the exec'd process is moved into: the
     container's own, or with --cgroup the sub-cgroups asked for."""
     if mgr is None:
@@ -234,10 +234,21 @@ def _exec_cgroup_dirs(mgr: Any, sub: dict[str, str]) -> list[str]:
 
 
 def add_to_cgroup(directory: str, pid: int) -> None:
-    from pyoci.cgroups.manager import _write
+    """Move ``pid`` into the cgroup ``directory`` (its cgroup.procs), as the manager's
+    ``add`` does, without importing the manager."""
+    path = os.path.join(directory, "cgroup.procs")
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            os.write(fd, str(pid).encode())
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        from pyoci.cgroups import CgroupError
+        from pyoci.errors import describe_oserror
 
-    _write(os.path.join(directory, "cgroup.procs"), str(pid), f"adding pid {pid} to "
-           f"{directory}")
+        raise CgroupError(f"adding pid {pid} to {directory}: writing {str(pid)!r} to "
+                          f"{path}: {describe_oserror(exc)}") from exc
 
 
 def _spawn(c: Container, spec: Spec, proc: Process, opts: ExecOptions, seccomp: Any,

@@ -120,6 +120,22 @@ class CgroupRecord:
             out["rootless"] = True
         return out
 
+    def directories(self) -> list[str]:
+        """Every directory of the container, once: the v1 hierarchies' then the unified
+        one (the order of ``CgroupManager.directories``), without the manager: `exec`
+        joins them and need not import the cgroup manager (~1 ms, issue 16)."""
+        out: list[str] = []
+        for d in self.v1.values():
+            if d not in out:
+                out.append(d)
+        if self.unified is not None:
+            out.append(self.unified)
+        return out
+
+    def exists(self) -> bool:
+        """create made (or took over) the directories and one of them is still there."""
+        return self.created and any(os.path.isdir(d) for d in self.directories())
+
     def frozen(self) -> bool:
         """:meth:`CgroupManager.frozen` without the manager (~0.5 ms that `state` and
         `start` need not pay): the v1 freezer if recorded, else the unified cgroup. A

@@ -15,7 +15,7 @@ import time
 
 from pyoci import jsonio
 from pyoci import syscalls as sc
-from pyoci.errors import PyociError
+from pyoci.errors import HookError as HookError  # re-exported: callers catch it here
 
 TYPE_CHECKING = False  # typing costs ~3 ms to import; only checkers need it here
 if TYPE_CHECKING:
@@ -25,8 +25,8 @@ if TYPE_CHECKING:
     from pyoci.config.model import Hook
 
 
-class HookError(PyociError):
-    pass
+# HookError lives in pyoci.errors (the children's step reporting needs it without this
+# module); re-exported here, where hooks fail.
 
 
 def preload() -> None:

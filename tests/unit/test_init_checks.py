@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pyoci import init
+from pyoci import child
 
 
 def _in_child(body: object) -> int:
@@ -34,12 +34,12 @@ def test_cwd_outside_the_root_is_refused(tmp_path: Path) -> None:
     def outside() -> None:
         os.chdir(tmp_path)  # stays the cwd across the chroot: outside the new root
         os.chroot(inside)
-        init._check_cwd()
+        child._check_cwd()
 
     def within() -> None:
         os.chroot(inside)
         os.chdir("/")
-        init._check_cwd()
+        child._check_cwd()
 
     assert _in_child(outside) == 1
     assert _in_child(within) == 0
