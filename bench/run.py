@@ -32,6 +32,7 @@ from bench.runtimes import (
     describe_pyoci,
     describe_runc,
     find_pyoci,
+    plain_install,
     runtime_env,
 )
 from bench.scale import PHASES, ScaleResult, scale
@@ -69,6 +70,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--pyoci", metavar="PATH", help="pyoci executable (default: next to "
                    "this interpreter, else PATH)")
     p.add_argument("--runc", metavar="PATH", default=str(RUNC_PATH))
+    p.add_argument("--plain-install", metavar="DIR",
+                   help="measure a plain install: a venv DIR made by /usr/bin/python3 with "
+                        "its own pip, not upgraded, and `pip install` of this checkout "
+                        "(made if DIR has no pyoci yet)")
     args = p.parse_args(argv)
     ops = args.only.split(",") if args.only else list(OPS)
     unknown = [o for o in ops if o not in OPS]
@@ -109,7 +114,9 @@ class Bench:
         self.base = base
         self.prefix = f"pyoci-bench-{os.getpid()}-"
         env = runtime_env()
-        paths = {"runc": Path(args.runc), "pyoci": find_pyoci(args.pyoci)}
+        pyoci = (plain_install(Path(args.plain_install).resolve(), REPO)
+                 if args.plain_install else find_pyoci(args.pyoci))
+        paths = {"runc": Path(args.runc), "pyoci": pyoci}
         template = base / "rootfs"
         build_rootfs(REPO, template)
         self.template = template

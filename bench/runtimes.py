@@ -79,6 +79,26 @@ def find_pyoci(explicit: str | None = None) -> Path:
     return Path(found)
 
 
+#: The distribution's interpreter, as a user without pyenv or an upgraded pip has it.
+SYSTEM_PYTHON = Path("/usr/bin/python3")
+
+
+def plain_install(target: Path, source: Path) -> Path:
+    """``--plain-install DIR`` (issue 16): what a user gets from ``python3 -m venv DIR &&
+    DIR/bin/pip install .`` with the distribution's own python and pip (Debian 12: pip
+    23.0.1, **not** upgraded, whose console scripts would `import re` first; pyoci ships
+    its own launcher for that reason). Returns DIR/bin/pyoci. An existing DIR is reused
+    when it holds a pyoci already (rerun with a fresh DIR to measure a new tree)."""
+    script = target / "bin" / "pyoci"
+    if not script.exists():
+        subprocess.run([str(SYSTEM_PYTHON), "-m", "venv", str(target)], check=True,
+                       timeout=300)
+        subprocess.run([str(target / "bin" / "pip"), "install", "-q",
+                        "--disable-pip-version-check", str(source)], check=True,
+                       timeout=900, env=runtime_env())
+    return script
+
+
 def script_interpreter(script: Path) -> str:
     """The interpreter of a console script, from its `#!` line (pip writes an absolute
     one); the harness's own interpreter when the line is something else."""

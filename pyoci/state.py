@@ -29,7 +29,6 @@ import os
 
 from pyoci import jsonio
 from pyoci.errors import ContainerNotFound, PyociError, describe_oserror
-from pyoci.record import field, frozen, mutable
 
 TYPE_CHECKING = False  # typing costs ~3 ms to import; only checkers need it here
 if TYPE_CHECKING:
@@ -69,23 +68,68 @@ def is_frozen(directory: str, is_v1: bool) -> bool:
 
 # --- the records -----------------------------------------------------------------------------
 
-@frozen
-class CgroupRecord:
+class _Record:
+    """Equality and repr from ``__slots__``, for the four records of state.json.
+
+    They are written out rather than made with :mod:`pyoci.record`: `state`, `kill`,
+    `start`, `delete` and `list` need nothing else from it, and importing it costs
+    ~0.25 ms on this machine kind -- a few per cent of those commands (issue 16). A
+    ``_frozen`` record refuses assignment after ``__init__``, as a frozen record does."""
+
+    __slots__: tuple[str, ...] = ()
+    _frozen = False
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and all(
+            getattr(self, n) == getattr(other, n) for n in self.__slots__)
+
+    __hash__ = None  # type: ignore[assignment]  # equal by value, some fields are dicts
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(" + ", ".join(
+            f"{n}={getattr(self, n)!r}" for n in self.__slots__) + ")"
+
+    def __setattr__(self, name: str, value: object) -> None:
+        if self._frozen:
+            raise AttributeError(f"{type(self).__name__} is immutable")
+        object.__setattr__(self, name, value)
+
+
+class CgroupRecord(_Record):
     """The container's cgroup as :meth:`CgroupManager.to_state` recorded it, so that later
     commands need no detection of the host. ``created``: the directories are the
     container's (a refused create records False, so cleaning up touches nothing);
     ``parents``: ancestor levels create made; ``planned``: levels a create was about to
     make when it was recorded (one killed between two mkdirs leaves them findable)."""
 
+    __slots__ = ("mode", "v1", "unified", "unified_mount", "unified_base", "created",
+                 "parents", "planned", "rootless")
+    _frozen = True
     mode: str
-    v1: dict[str, str] = field(factory=dict)
-    unified: str | None = None
-    unified_mount: str | None = None
-    unified_base: str | None = None
-    created: bool = True
-    parents: tuple[str, ...] = ()
-    planned: tuple[str, ...] = ()
-    rootless: bool = False
+    v1: dict[str, str]
+    unified: str | None
+    unified_mount: str | None
+    unified_base: str | None
+    created: bool
+    parents: tuple[str, ...]
+    planned: tuple[str, ...]
+    rootless: bool
+
+    def __init__(self, mode: str, v1: dict[str, str] | None = None,
+                 unified: str | None = None, unified_mount: str | None = None,
+                 unified_base: str | None = None, created: bool = True,
+                 parents: tuple[str, ...] = (), planned: tuple[str, ...] = (),
+                 rootless: bool = False) -> None:
+        init = object.__setattr__
+        init(self, "mode", mode)
+        init(self, "v1", {} if v1 is None else v1)
+        init(self, "unified", unified)
+        init(self, "unified_mount", unified_mount)
+        init(self, "unified_base", unified_base)
+        init(self, "created", created)
+        init(self, "parents", parents)
+        init(self, "planned", planned)
+        init(self, "rootless", rootless)
 
     @classmethod
     def from_json(cls, doc: Any) -> CgroupRecord:
@@ -148,14 +192,20 @@ class CgroupRecord:
         return self.unified is not None and is_frozen(self.unified, False)
 
 
-@frozen
-class Hooks:
+class Hooks(_Record):
     """The config's hooks that run after create (config.md "POSIX-platform Hooks"), as
     the config wrote them: pyoci.config.loader.load_hook parses each when it runs, so a
     hot command never imports the config model."""
 
-    poststart: tuple[dict[str, Any], ...] = ()
-    poststop: tuple[dict[str, Any], ...] = ()
+    __slots__ = ("poststart", "poststop")
+    _frozen = True
+    poststart: tuple[dict[str, Any], ...]
+    poststop: tuple[dict[str, Any], ...]
+
+    def __init__(self, poststart: tuple[dict[str, Any], ...] = (),
+                 poststop: tuple[dict[str, Any], ...] = ()) -> None:
+        object.__setattr__(self, "poststart", poststart)
+        object.__setattr__(self, "poststop", poststop)
 
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> Hooks:
@@ -171,8 +221,7 @@ class Hooks:
         return {"poststart": list(self.poststart), "poststop": list(self.poststop)}
 
 
-@mutable
-class PrivateState:
+class PrivateState(_Record):
     """pyoci's own part of state.json (key ``"pyoci"``), never printed by `state`.
 
     ``init_start_time``: the init's start time in clock ticks (/proc/<pid>/stat field 22),
@@ -182,13 +231,20 @@ class PrivateState:
     ``network``: the CNI attachment pyoci/executors/network.py records and releases (its
     format is that module's)."""
 
-    init_start_time: int = 0
-    new_pid_namespace: bool = False
-    hooks: Hooks = Hooks()
-    config_oci_version: str = ""
-    cgroup: CgroupRecord | None = None
-    resources: dict[str, Any] | None = None
-    network: dict[str, Any] | None = None
+    __slots__ = ("init_start_time", "new_pid_namespace", "hooks", "config_oci_version",
+                 "cgroup", "resources", "network")
+
+    def __init__(self, init_start_time: int = 0, new_pid_namespace: bool = False,
+                 hooks: Hooks | None = None, config_oci_version: str = "",
+                 cgroup: CgroupRecord | None = None, resources: dict[str, Any] | None = None,
+                 network: dict[str, Any] | None = None) -> None:
+        self.init_start_time = init_start_time
+        self.new_pid_namespace = new_pid_namespace
+        self.hooks = Hooks() if hooks is None else hooks
+        self.config_oci_version = config_oci_version
+        self.cgroup = cgroup
+        self.resources = resources
+        self.network = network
 
     @classmethod
     def from_json(cls, own: Any) -> PrivateState:
@@ -227,22 +283,28 @@ class PrivateState:
         return out
 
 
-@mutable
-class StateRecord:
+class StateRecord(_Record):
     """The whole of state.json. ``status`` is the stored hint ("creating", "created",
     "running"); the status a command acts on is derived from the init process
     (pyoci.state.Container.status)."""
 
-    oci_version: str
-    bundle: str
-    id: str = ""
-    status: str = "stopped"
-    pid: int = 0
-    rootfs: str = ""
-    created: str = ""
-    owner: str = ""
-    annotations: dict[str, str] = field(factory=dict)
-    private: PrivateState = field(factory=PrivateState)
+    __slots__ = ("oci_version", "bundle", "id", "status", "pid", "rootfs", "created",
+                 "owner", "annotations", "private")
+
+    def __init__(self, oci_version: str, bundle: str, id: str = "",  # noqa: A002 - the key
+                 status: str = "stopped", pid: int = 0, rootfs: str = "", created: str = "",
+                 owner: str = "", annotations: dict[str, str] | None = None,
+                 private: PrivateState | None = None) -> None:
+        self.oci_version = oci_version
+        self.bundle = bundle
+        self.id = id
+        self.status = status
+        self.pid = pid
+        self.rootfs = rootfs
+        self.created = created
+        self.owner = owner
+        self.annotations = {} if annotations is None else annotations
+        self.private = PrivateState() if private is None else private
 
     @classmethod
     def from_json(cls, doc: Any) -> StateRecord:
