@@ -125,3 +125,28 @@ def test_fast_exit_flushes_what_it_printed(tmp_path: Path) -> None:
     bad = subprocess.run([sys.executable, "-m", "pyoci", "--root", str(tmp_path), "state", "x"],
                          capture_output=True, text=True, timeout=60)
     assert (bad.returncode, bad.stderr) == (1, 'pyoci: container "x" does not exist\n')
+
+
+#: What a module of the hot path must not pull in (issue 16, measured ~0.1 ms per module
+#: on this machine kind): exec does not need the container init's executors nor the cgroup
+#: manager; the commands that only read or signal a container do not need pyoci.record
+#: (state.json's records are written out) nor the cgroup manager.
+_NOT_IMPORTED = {
+    "pyoci.exec_parent": ("pyoci.init", "pyoci.executors.mounts", "pyoci.executors.devices",
+                          "pyoci.executors.paths", "pyoci.executors.hooks",
+                          "pyoci.cgroups.manager", "pyoci.config.check"),
+    "pyoci.operations.query": ("pyoci.record", "pyoci.cgroups.manager", "pyoci.rootless"),
+    "pyoci.operations.start": ("pyoci.record", "pyoci.cgroups.manager"),
+    "pyoci.operations.kill": ("pyoci.record",),
+    "pyoci.cli": ("pyoci.record", "pyoci.rootless", "pyoci.clihelp", "pyoci.state"),
+}
+
+
+@pytest.mark.parametrize("module", sorted(_NOT_IMPORTED))
+def test_module_stays_off_what_it_does_not_need(module: str) -> None:
+    code = (f"import sys\nimport {module}\n"
+            f"print(' '.join(m for m in {_NOT_IMPORTED[module]!r} if m in sys.modules))")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "", f"{module} imports {res.stdout.strip()}"
