@@ -172,7 +172,7 @@ class CgroupRecord(_Record):
         for d in self.v1.values():
             if d not in out:
                 out.append(d)
-        if self.unified is not None:
+        if self.unified is not None and self.mode != "v1":   # a v1 manager has none
             out.append(self.unified)
         return out
 
