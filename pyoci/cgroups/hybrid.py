@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 
-from pyoci.cgroups import CgroupError, v1, v2
+from pyoci.cgroups import CgroupError
 from pyoci.cgroups import manager as base
 from pyoci.cgroups.manager import _CORE_PREFIXES, V1_TO_V2
 from pyoci.cgroups.v1 import V1Manager
@@ -58,22 +58,6 @@ class HybridManager(V1Manager, V2Manager):
 
     def _freezer_dir(self) -> tuple[str, bool] | None:
         return V1Manager._freezer_dir(self) or V2Manager._freezer_dir(self)
-
-    def freeze(self) -> None:
-        directory, is_v1 = self._need_freezer()
-        if not (v1.freeze_dir(directory) if is_v1 else v2.freeze_dir(directory)):
-            self._freeze_timed_out(directory)
-
-    def thaw(self) -> None:
-        directory, is_v1 = self._need_freezer()
-        (v1.thaw_dir if is_v1 else v2.thaw_dir)(directory)
-
-    def _freeze_requested(self) -> bool:
-        where = self._freezer_dir()
-        if where is None:
-            return False
-        directory, is_v1 = where
-        return (v1.freeze_requested if is_v1 else v2.freeze_requested)(directory)
 
     #: cgroup.kill of the unified directory (then a v1 freeze is thawed, see there).
     _kill_at_once = V2Manager._kill_at_once

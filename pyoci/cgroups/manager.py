@@ -35,6 +35,7 @@ TYPE_CHECKING = False  # typing costs ~3 ms to import; only checkers need it her
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
+    from types import ModuleType
     from typing import Any
 
     from pyoci.cgroups.detect import Layout
@@ -226,6 +227,20 @@ def skipped_error(json_path: str, controller: str, why: str) -> CgroupError:
 
 # --- the interface and the shared life cycle ----------------------------------------------
 
+def _freezer(is_v1: bool) -> ModuleType:
+    """The module that drives a freezer: v1's freezer.state or cgroup v2's cgroup.freeze
+    (its freeze_dir, thaw_dir, freeze_requested). Which one is the manager's
+    ``_freezer_dir`` answer: v1 and v2 have one kind each, hybrid either. Imported here,
+    not at the top: both implementations import this module."""
+    if is_v1:
+        from pyoci.cgroups import v1
+
+        return v1
+    from pyoci.cgroups import v2
+
+    return v2
+
+
 class CgroupManager(ABC):
     """One container's cgroup across the hierarchies of this host.
 
@@ -295,18 +310,22 @@ class CgroupManager(ABC):
     def _freezer_dir(self) -> tuple[str, bool] | None:
         """(directory, is_v1) of the freezer, or None when the host has none."""
 
-    @abstractmethod
     def freeze(self) -> None:
         """Freeze every process of the container and wait until the kernel says so; a
         freeze that does not complete in time is undone and reported."""
+        directory, is_v1 = self._need_freezer()
+        if not _freezer(is_v1).freeze_dir(directory):
+            self._freeze_timed_out(directory)
 
-    @abstractmethod
     def thaw(self) -> None:
         """Thaw the container and wait until the kernel says so."""
+        directory, is_v1 = self._need_freezer()
+        _freezer(is_v1).thaw_dir(directory)
 
-    @abstractmethod
     def _freeze_requested(self) -> bool:
         """A freeze was asked for, whether or not the kernel has completed it."""
+        where = self._freezer_dir()
+        return where is not None and _freezer(where[1]).freeze_requested(where[0])
 
     @abstractmethod
     def _needed(self, res: Resources) -> dict[str, str]:

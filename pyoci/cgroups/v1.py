@@ -147,18 +147,6 @@ class V1Manager(CgroupManager):
             return self.v1["freezer"], True
         return None
 
-    def freeze(self) -> None:
-        directory, _ = self._need_freezer()
-        if not freeze_dir(directory):
-            self._freeze_timed_out(directory)
-
-    def thaw(self) -> None:
-        thaw_dir(self._need_freezer()[0])
-
-    def _freeze_requested(self) -> bool:
-        where = self._freezer_dir()
-        return where is not None and freeze_requested(where[0])
-
     def _after_mkdir(self, made: list[str]) -> None:
         """In the v1 cpuset hierarchy a new cgroup starts with empty cpuset.cpus/cpuset.mems
         and the kernel refuses tasks into it (cgroup-v1/cpusets.rst), so every empty level

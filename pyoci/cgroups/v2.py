@@ -93,18 +93,6 @@ class V2Manager(CgroupManager):
             return self.unified, False
         return None
 
-    def freeze(self) -> None:
-        directory, _ = self._need_freezer()
-        if not freeze_dir(directory):
-            self._freeze_timed_out(directory)
-
-    def thaw(self) -> None:
-        thaw_dir(self._need_freezer()[0])
-
-    def _freeze_requested(self) -> bool:
-        where = self._freezer_dir()
-        return where is not None and freeze_requested(where[0])
-
     def _kill_at_once(self, sig: int) -> bool:
         """SIGKILL through cgroup.kill (kernel >= 5.14): the whole unified subtree at once,
         including processes forked meanwhile."""
