@@ -34,7 +34,7 @@ from pyoci.state import CGROUP_MODES
 TYPE_CHECKING = False  # typing costs ~3 ms to import; only checkers need it here
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
     from types import ModuleType
     from typing import Any
 
@@ -61,6 +61,20 @@ _DENIED = frozenset({errno.EACCES, errno.EPERM, errno.EROFS})
 _SIGKILL = 9  # the same on every Linux architecture (asm-generic/signal.h and the others)
 
 FREEZE_TIMEOUT = 5.0      # seconds to wait for FROZEN / "frozen 1"
+
+
+def wait_until(done: Callable[[], bool]) -> bool:
+    """Call ``done`` until it is true (True) or FREEZE_TIMEOUT seconds pass (False), sleeping
+    1 ms, doubling to 50 ms, in between: the freezer settles in a millisecond or two when
+    nothing resists, and a stuck task must not make us spin."""
+    deadline = time.monotonic() + FREEZE_TIMEOUT
+    delay = 0.001
+    while not done():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(delay)
+        delay = min(delay * 2, 0.05)
+    return True
 RMDIR_TIMEOUT = 2.0       # seconds to retry EBUSY: killed processes may still be exiting
 
 

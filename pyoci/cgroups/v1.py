@@ -13,7 +13,6 @@ The functions at module level act on one directory, so that the hybrid manager
 from __future__ import annotations
 
 import os
-import time
 
 from pyoci.cgroups import CgroupError
 from pyoci.cgroups import manager as base
@@ -38,28 +37,21 @@ def freeze_dir(directory: str) -> bool:
     freezer.state passes through FREEZING until every task is frozen; writing FROZEN again
     retries tasks that could not be frozen yet (cgroup-v1/freezer-subsystem.rst)."""
     state = os.path.join(directory, "freezer.state")
-    deadline = time.monotonic() + base.FREEZE_TIMEOUT
-    delay = 0.001
-    while True:
+
+    def frozen() -> bool:
         _write(state, "FROZEN", "freezing the container")
-        if _read(state).strip() == "FROZEN":
-            return True
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(delay)
-        delay = min(delay * 2, 0.05)
+        return _read(state).strip() == "FROZEN"
+
+    return base.wait_until(frozen)
 
 
 def thaw_dir(directory: str) -> None:
     """Write THAWED and wait until freezer.state says so."""
     state = os.path.join(directory, "freezer.state")
     _write(state, "THAWED", "thawing the container")
-    deadline = time.monotonic() + base.FREEZE_TIMEOUT
-    while _read(state).strip() != "THAWED":
-        if time.monotonic() > deadline:
-            raise CgroupError(f"thawing the container: {state} is still "
-                              f"{_read(state).strip()}")
-        time.sleep(0.005)
+    if not base.wait_until(lambda: _read(state).strip() == "THAWED"):
+        raise CgroupError(f"thawing the container: {state} is still "
+                          f"{_read(state).strip()}")
 
 
 def freeze_requested(directory: str) -> bool:

@@ -12,7 +12,6 @@ The functions at module level act on one directory, so that the hybrid manager
 from __future__ import annotations
 
 import os
-import time
 
 from pyoci.cgroups import CgroupError, read_events
 from pyoci.cgroups import manager as base
@@ -32,15 +31,7 @@ if TYPE_CHECKING:
 
 def _wait_events(directory: str, value: str) -> bool:
     """Wait until cgroup.events says ``frozen <value>`` (True) or FREEZE_TIMEOUT passes."""
-    deadline = time.monotonic() + base.FREEZE_TIMEOUT
-    delay = 0.001
-    while True:
-        if read_events(directory).get("frozen", value) == value:
-            return True
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(delay)
-        delay = min(delay * 2, 0.05)
+    return base.wait_until(lambda: read_events(directory).get("frozen", value) == value)
 
 
 def freeze_dir(directory: str) -> bool:
